@@ -1,0 +1,1 @@
+"""ksflow: a serverless, self-hostable implementation of the Knowledge Stack workflow API."""

@@ -1,0 +1,61 @@
+"""The resolver: routes from every URL family, FastAPI-style errors, and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
+from ksflow.api import definitions, knowledge, runs
+from ksflow.errors import ApiError
+from ksflow.observability import logger
+
+app = APIGatewayHttpResolver(enable_validation=True)
+app.configure_openapi(
+    title="ksflow",
+    version="1.0.0",
+    description="Knowledge Stack workflow API: definitions, runs, callbacks and the knowledge base.",
+    security_schemes={"bearer": HTTPBearer(description="API key, `Authorization: Bearer sk-...`")},
+    security=[{"bearer": []}],
+)
+for router in (knowledge.router, definitions.router, runs.router):
+    app.include_router(router)
+
+
+def json_response(status_code: int, body: Any) -> Response:
+    return Response(status_code=status_code, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@app.exception_handler(ApiError)
+def handle_api_error(error: ApiError) -> Response:
+    return json_response(error.status_code, {"detail": error.detail})
+
+
+@app.exception_handler(RequestValidationError)
+def handle_validation_error(error: RequestValidationError) -> Response:
+    detail = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", "Invalid value"), "type": e.get("type", "value_error")}
+        for e in error.errors()
+    ]
+    return json_response(422, {"detail": detail})
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi_document():  # type: ignore[no-untyped-def]  # an annotation would enter the schema
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON,
+                    body=app.get_openapi_json_schema())
+
+
+@app.not_found
+def route_not_found(_: Exception) -> Response:
+    return json_response(404, {"detail": "Not Found"})
+
+
+def log_unexpected(error: Exception) -> Response:
+    logger.exception("Unhandled error")
+    return json_response(500, {"detail": "Internal Server Error"})
+
+
+app.exception_handler(Exception)(log_unexpected)

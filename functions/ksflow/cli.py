@@ -1,0 +1,96 @@
+"""The `ksflow` command: local stack, operator commands, example runner."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_RUNNER_SECRET_ENV = "KSFLOW_WEBHOOK_SECRET"
+
+
+def _target_aws(args: argparse.Namespace) -> None:
+    """Aim the admin commands at a deployed table, or else at the running local stack."""
+    if args.table_name:
+        os.environ["TABLE_NAME"] = args.table_name
+        if args.region:
+            os.environ["AWS_DEFAULT_REGION"] = args.region
+        return
+    from ksflow.local.stack import STACK_FILE
+
+    if not Path(STACK_FILE).exists():
+        sys.exit("No --table-name given and no local stack found (.local/stack.json); start one with `make run`.")
+    local = json.loads(Path(STACK_FILE).read_text())
+    os.environ.update({"TABLE_NAME": local["table_name"], "AWS_DEFAULT_REGION": local["region"],
+                       "AWS_ENDPOINT_URL": local["aws_endpoint_url"],
+                       "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
+
+
+def _admin(args: argparse.Namespace) -> None:
+    _target_aws(args)
+    from ksflow.identity import store
+    from ksflow.identity.models import Role
+
+    if args.admin_command == "create-tenant":
+        created = store.create_tenant(args.name, args.owner_email)
+        print(created.model_dump_json())
+    else:
+        try:
+            user = store.create_user(args.tenant_id, args.email, Role(args.role))
+        except LookupError as error:
+            sys.exit(str(error))
+        print(user.model_dump_json())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ksflow", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    local = commands.add_parser("local", help="serve the API on localhost with AWS emulated by moto")
+    local.add_argument("--host", default="127.0.0.1")
+    local.add_argument("--port", type=int, default=8000)
+    local.add_argument("--expiry-grace-seconds", type=int, default=5,
+                       help="how long after a run's deadline its expiry schedule fires")
+
+    admin = commands.add_parser("admin", help="operator commands against the local stack or a deployed table")
+    admin.add_argument("--region", help="AWS region of a deployed stack")
+    admin.add_argument("--table-name", help="DynamoDB table of a deployed stack")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    tenant = admin_commands.add_parser("create-tenant", help="create a tenant, its root folder and first OWNER")
+    tenant.add_argument("--name", required=True)
+    tenant.add_argument("--owner-email", default="owner@example.com")
+    user = admin_commands.add_parser("create-user", help="add a user with an API key to a tenant")
+    user.add_argument("--tenant-id", required=True)
+    user.add_argument("--email", required=True)
+    user.add_argument("--role", required=True, choices=["OWNER", "ADMIN", "USER"])
+
+    runner = commands.add_parser("example-runner", help="run a self-hosted runner that verifies and calls back")
+    runner.add_argument("--host", default="127.0.0.1")
+    runner.add_argument("--port", type=int, default=8001)
+    runner.add_argument("--secret", default=os.environ.get(DEFAULT_RUNNER_SECRET_ENV),
+                        help=f"webhook secret (default: ${DEFAULT_RUNNER_SECRET_ENV})")
+    runner.add_argument("--delay", type=float, default=2.0, help="seconds before calling back")
+    runner.add_argument("--fail", action="store_true", help="report FAILED instead of COMPLETED")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command == "local":
+        from ksflow.local import stack
+
+        stack.serve(args.host, args.port, expiry_grace_seconds=args.expiry_grace_seconds)
+    elif args.command == "admin":
+        _admin(args)
+    else:
+        if not args.secret:
+            sys.exit(f"example-runner needs --secret or ${DEFAULT_RUNNER_SECRET_ENV}")
+        from ksflow.runner import example
+
+        example.serve(args.host, args.port, args.secret, delay=args.delay, fail=args.fail)
+
+
+if __name__ == "__main__":
+    main()

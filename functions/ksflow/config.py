@@ -1,0 +1,41 @@
+"""Deployment settings, read from the environment each Lambda (or the local stack) is given."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "false").lower() in {"1", "true", "yes"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    kms_key_id: str
+    run_state_machine_arn: str
+    public_api_url: str
+    scheduler_group_name: str
+    scheduler_role_arn: str
+    scheduler_dlq_arn: str
+    expiry_function_arn: str
+    allow_loopback_runners: bool
+    expiry_grace_seconds: int
+
+
+def settings() -> Settings:
+    """Settings are re-read on each call so tests and the local stack can change them."""
+    env = os.environ.get
+    return Settings(
+        table_name=env("TABLE_NAME", "ksflow"),
+        kms_key_id=env("KMS_KEY_ID", ""),
+        run_state_machine_arn=env("RUN_STATE_MACHINE_ARN", ""),
+        public_api_url=env("PUBLIC_API_URL", "http://localhost:8000").rstrip("/"),
+        scheduler_group_name=env("SCHEDULER_GROUP_NAME", "ksflow"),
+        scheduler_role_arn=env("SCHEDULER_ROLE_ARN", ""),
+        scheduler_dlq_arn=env("SCHEDULER_DLQ_ARN", ""),
+        expiry_function_arn=env("EXPIRY_FUNCTION_ARN", ""),
+        allow_loopback_runners=_flag("ALLOW_LOOPBACK_RUNNERS"),
+        expiry_grace_seconds=int(env("EXPIRY_GRACE_SECONDS", "60")),
+    )

@@ -1,0 +1,139 @@
+"""Tenant, user and API key items.
+
+Items (single table, `pk`/`sk`):
+- `TENANT#{tenant_id}` / `TENANT`: the tenant.
+- `TENANT#{tenant_id}` / `USER#{user_id}`: a tenant user and its role.
+- `APIKEY#{sha256(key)}` / `APIKEY`: an API key, stored only as its hash, with the
+  tenant, user and role it acts as (denormalized so authentication is one read).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+import uuid
+from typing import Any
+
+from ksflow import aws, clock
+from ksflow.config import settings
+from ksflow.identity.models import CreatedTenant, CreatedUser, Principal, Role
+from ksflow.knowledge import store as knowledge_store
+
+API_KEY_PREFIX = "sk-"
+# Successful authentications are cached briefly per process: a key revoked in the table
+# stops working within this many seconds. It keeps a request's reads to its resource.
+AUTH_CACHE_SECONDS = 30.0
+AUTH_CACHE_MAX_ENTRIES = 10_000
+
+_auth_cache: dict[str, tuple[float, Principal]] = {}
+_auth_lock = threading.Lock()
+
+
+def hash_api_key(api_key: str) -> str:
+    """API keys are 256-bit random strings, so a plain SHA-256 is a safe at-rest form."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def _new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def _api_key_item(api_key: str, principal: Principal, now: str) -> dict[str, Any]:
+    return {
+        "pk": f"APIKEY#{hash_api_key(api_key)}",
+        "sk": "APIKEY",
+        "tenant_id": principal.tenant_id,
+        "user_id": principal.user_id,
+        "role": principal.role.value,
+        "created_at": now,
+    }
+
+
+def _user_item(principal: Principal, email: str, now: str) -> dict[str, Any]:
+    return {
+        "pk": f"TENANT#{principal.tenant_id}",
+        "sk": f"USER#{principal.user_id}",
+        "user_id": principal.user_id,
+        "email": email,
+        "role": principal.role.value,
+        "created_at": now,
+    }
+
+
+def _put(item: dict[str, Any]) -> dict[str, Any]:
+    return {"Put": {"Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+
+
+def create_tenant(name: str, owner_email: str) -> CreatedTenant:
+    """Create a tenant with its root folder and first OWNER, atomically."""
+    now = clock.iso(clock.now())
+    tenant_id = str(uuid.uuid4())
+    owner = Principal(tenant_id=tenant_id, user_id=str(uuid.uuid4()), role=Role.OWNER)
+    api_key = _new_api_key()
+    root_items, root_path_part_id = knowledge_store.root_folder_items(tenant_id, owner.user_id, now)
+    tenant_item = {"pk": f"TENANT#{tenant_id}", "sk": "TENANT", "tenant_id": tenant_id, "name": name,
+                   "root_path_part_id": root_path_part_id, "created_at": now}
+    items = [tenant_item, _user_item(owner, owner_email, now), _api_key_item(api_key, owner, now), *root_items]
+    _transact(items)
+    return CreatedTenant(tenant_id=tenant_id, root_path_part_id=root_path_part_id,
+                         user_id=owner.user_id, api_key=api_key)
+
+
+def create_user(tenant_id: str, email: str, role: Role) -> CreatedUser:
+    """Add a user with its first API key to an existing tenant."""
+    if get_tenant(tenant_id) is None:
+        raise LookupError(f"tenant {tenant_id} does not exist")
+    now = clock.iso(clock.now())
+    user = Principal(tenant_id=tenant_id, user_id=str(uuid.uuid4()), role=role)
+    api_key = _new_api_key()
+    _transact([_user_item(user, email, now), _api_key_item(api_key, user, now)])
+    return CreatedUser(user_id=user.user_id, api_key=api_key)
+
+
+def _transact(items: list[dict[str, Any]]) -> None:
+    table = aws.table(settings().table_name)
+    table.meta.client.transact_write_items(
+        TransactItems=[{"Put": {**_put(item)["Put"], "TableName": table.name}} for item in items]
+    )
+
+
+def get_tenant(tenant_id: str) -> dict[str, Any] | None:
+    item: dict[str, Any] | None = aws.table(settings().table_name).get_item(
+        Key={"pk": f"TENANT#{tenant_id}", "sk": "TENANT"}
+    ).get("Item")
+    return item
+
+
+def get_user(tenant_id: str, user_id: str) -> dict[str, Any] | None:
+    item: dict[str, Any] | None = aws.table(settings().table_name).get_item(
+        Key={"pk": f"TENANT#{tenant_id}", "sk": f"USER#{user_id}"}
+    ).get("Item")
+    return item
+
+
+def authenticate(api_key: str) -> Principal | None:
+    """The principal an API key acts as, or None for an unknown key."""
+    if not api_key.startswith(API_KEY_PREFIX) or len(api_key) > 200:
+        return None
+    key_hash = hash_api_key(api_key)
+    now = time.monotonic()
+    with _auth_lock:
+        cached = _auth_cache.get(key_hash)
+    if cached and cached[0] > now:
+        return cached[1]
+    item = aws.table(settings().table_name).get_item(Key={"pk": f"APIKEY#{key_hash}", "sk": "APIKEY"}).get("Item")
+    if item is None:
+        return None
+    principal = Principal(tenant_id=item["tenant_id"], user_id=item["user_id"], role=Role(item["role"]))
+    with _auth_lock:
+        if len(_auth_cache) >= AUTH_CACHE_MAX_ENTRIES:
+            _auth_cache.clear()
+        _auth_cache[key_hash] = (now + AUTH_CACHE_SECONDS, principal)
+    return principal
+
+
+def clear_auth_cache() -> None:
+    with _auth_lock:
+        _auth_cache.clear()

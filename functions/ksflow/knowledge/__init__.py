@@ -1,0 +1,1 @@
+"""The knowledge base: folders, documents and document versions as path parts."""

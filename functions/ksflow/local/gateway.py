@@ -1,0 +1,97 @@
+"""An HTTP server that does what API Gateway's HTTP API does for the API Lambda.
+
+Each request becomes a payload-format-2.0 event handed to the real handler; its answer
+becomes the HTTP response. moto's API Gateway cannot front Lambda, hence this shim.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from ksflow.local.lambda_runtime import LocalContext
+
+# API Gateway's own payload limit; the handler enforces the API's smaller one.
+GATEWAY_MAX_BODY = 10 * 1024 * 1024
+TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def to_event(method: str, target: str, headers: dict[str, str], body: bytes, client_ip: str) -> dict[str, Any]:
+    url = urlsplit(target)
+    query: dict[str, list[str]] = {}
+    for name, value in parse_qsl(url.query, keep_blank_values=True):
+        query.setdefault(name, []).append(value)
+    lowered = {name.lower(): value for name, value in headers.items()}
+    is_text = any(lowered.get("content-type", "").startswith(t) for t in TEXT_TYPES)
+    try:
+        text_body = body.decode() if is_text else None
+    except UnicodeDecodeError:
+        text_body = None
+    event: dict[str, Any] = {
+        "version": "2.0", "routeKey": "$default", "rawPath": url.path, "rawQueryString": url.query,
+        "headers": lowered,
+        "requestContext": {
+            "accountId": "000000000000", "apiId": "local", "domainName": lowered.get("host", "localhost"),
+            "http": {"method": method, "path": url.path, "protocol": "HTTP/1.1", "sourceIp": client_ip,
+                     "userAgent": lowered.get("user-agent", "")},
+            "requestId": str(uuid.uuid4()), "routeKey": "$default", "stage": "$default",
+            "timeEpoch": int(time.time() * 1000),
+        },
+        "isBase64Encoded": text_body is None and bool(body),
+    }
+    if "cookie" in lowered:
+        event["cookies"] = [c.strip() for c in lowered["cookie"].split(";") if c.strip()]
+    if query:
+        event["queryStringParameters"] = {k: ",".join(v) for k, v in query.items()}
+    if body:
+        event["body"] = text_body if text_body is not None else base64.b64encode(body).decode()
+    return event
+
+
+def make_server(host: str, port: int, handler: Handler) -> ThreadingHTTPServer:
+    class GatewayRequestHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            """Access logs stay quiet; the handler's structured logs say what happened."""
+
+        def _respond(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                if name.lower() not in ("content-length", "connection"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > GATEWAY_MAX_BODY:
+                self.close_connection = True
+                self._respond(413, {"Content-Type": "application/json"},
+                              json.dumps({"message": "Request Entity Too Large"}).encode())
+                return
+            body = self.rfile.read(length) if length else b""
+            event = to_event(self.command, self.path, dict(self.headers.items()), body, self.client_address[0])
+            context = LocalContext(function_name="ksflow-Api", timeout_seconds=30)
+            result = handler(event, context)
+            payload = result.get("body") or ""
+            raw = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
+            headers = dict(result.get("headers") or {})
+            for name, values in (result.get("multiValueHeaders") or {}).items():
+                headers[name] = ", ".join(values)
+            self._respond(int(result.get("statusCode", 200)), headers, raw)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+    server = ThreadingHTTPServer((host, port), GatewayRequestHandler)
+    server.daemon_threads = True
+    return server

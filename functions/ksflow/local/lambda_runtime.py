@@ -1,0 +1,82 @@
+"""Run moto's Lambda invocations in-process with the real handlers (moto would need docker).
+
+moto's Step Functions interpreter invokes Lambda through moto's Lambda backend, which hands
+the event to `LambdaFunction._invoke_lambda`; replacing that one method sends each
+invocation to the function's configured handler. Errors come back in Lambda's error shape,
+so Retry and Catch in the ASL match on the exception's class name as they do in AWS.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.awslambda.models import LambdaFunction
+from moto.dynamodb.responses import DynamoHandler
+
+invocations: Counter[str] = Counter()
+_invocations_lock = threading.Lock()
+
+
+@dataclass
+class LocalContext:
+    """The parts of the Lambda context object that handlers and Powertools read."""
+
+    function_name: str
+    timeout_seconds: int
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = ""
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    _started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
+
+
+def call_handler(handler_path: str, event: Any, context: LocalContext) -> Any:
+    module_name, _, function_name = handler_path.rpartition(".")
+    handler = getattr(importlib.import_module(module_name), function_name)
+    return handler(event, context)
+
+
+def _invoke_in_process(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
+    if isinstance(event, str | bytes):
+        event = json.loads(event or "{}")
+    context = LocalContext(function_name=self.function_name, timeout_seconds=int(self.timeout),
+                           memory_limit_in_mb=int(self.memory_size), invoked_function_arn=self.function_arn)
+    with _invocations_lock:
+        invocations[self.function_name] += 1
+    try:
+        result = call_handler(self.handler, event, context)
+    except Exception as error:
+        payload = {"errorType": type(error).__name__, "errorMessage": str(error),
+                   "stackTrace": traceback.format_exception(error)[-5:]}
+        return json.dumps(payload), True, ""
+    return json.dumps(result), False, ""
+
+
+_dynamodb_lock = threading.RLock()
+_original_call_action = DynamoHandler.call_action
+
+
+def _serialized_call_action(self: DynamoHandler) -> Any:
+    # moto's DynamoDB backend is not thread-safe (transactions lose writes under concurrency);
+    # real DynamoDB is, so serializing here only removes an emulator artefact.
+    with _dynamodb_lock:
+        return _original_call_action(self)
+
+
+def install() -> None:
+    """Idempotent; call before any execution or request reaches moto."""
+    LambdaFunction._invoke_lambda = _invoke_in_process  # type: ignore[method-assign]
+    DynamoHandler.call_action = _serialized_call_action  # type: ignore[method-assign]

@@ -1,0 +1,35 @@
+"""The per-run expiry schedule's target: whatever crashed, no run stays open past its deadline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ksflow import clock
+from ksflow.observability import logger, metrics, tracer
+from ksflow.orchestration import executions
+from ksflow.workflows import run_store
+from ksflow.workflows.models import EndedBy, RunStatus
+
+
+def expire(run_id: str) -> bool:
+    run = run_store.get(run_id)
+    if run is None or run.status.terminal or run.deadline > clock.now():
+        return False
+    message = (f"Run exceeded its time limit of {run.run_snapshot.max_run_duration_seconds} seconds "
+               "(max_run_duration_seconds) and was expired")
+    finished = run_store.finish(run_id, RunStatus.FAILED, message, EndedBy.EXPIRY)
+    if finished is None:
+        return False
+    metrics.add_metric(name="RunsExpired", unit="Count", value=1)
+    executions.stop(run_id, message)
+    return True
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
+    logger.set_correlation_id(event["run_id"])
+    return {"expired": expire(event["run_id"])}

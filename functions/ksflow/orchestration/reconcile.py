@@ -1,0 +1,34 @@
+"""Execution status changes (FAILED, TIMED_OUT, ABORTED) fail runs whose execution died."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ksflow.observability import logger, metrics, tracer
+from ksflow.orchestration import executions
+from ksflow.workflows import run_store
+from ksflow.workflows.models import EndedBy, RunStatus
+
+RUN_EXECUTION_PREFIX = "run-"
+
+
+def reconcile(detail: dict[str, Any]) -> bool:
+    name, status = str(detail.get("name", "")), str(detail.get("status", ""))
+    if not name.startswith(RUN_EXECUTION_PREFIX):
+        return False
+    run_id = name.removeprefix(RUN_EXECUTION_PREFIX)
+    message = f"Run orchestration ended unexpectedly (execution {status})"
+    finished = run_store.finish(run_id, RunStatus.FAILED, message, EndedBy.RECONCILE)
+    if finished is not None:
+        metrics.add_metric(name="RunsReconciled", unit="Count", value=1)
+        executions.delete_expiry(run_id)
+    return finished is not None
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
+    return {"reconciled": reconcile(event.get("detail") or {})}

@@ -1,0 +1,50 @@
+"""The state machine's Catch: the deadline passed or dispatch gave up, so fail the run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ksflow.observability import logger, metrics, tracer
+from ksflow.orchestration import executions
+from ksflow.workflows import run_store
+from ksflow.workflows.models import EndedBy, RunStatus
+
+
+def _error_message(cause: str) -> str:
+    try:
+        return str(json.loads(cause).get("errorMessage") or cause)
+    except (ValueError, AttributeError):
+        return cause
+
+
+def describe(failure: dict[str, Any], max_run_duration_seconds: int) -> tuple[str, EndedBy]:
+    error, cause = failure.get("Error", ""), failure.get("Cause", "") or ""
+    if error == "States.Timeout":
+        return (f"Run exceeded its time limit of {max_run_duration_seconds} seconds "
+                "(max_run_duration_seconds) without a callback from the runner", EndedBy.TIMEOUT)
+    if error == "DispatchFailed":
+        return _error_message(cause), EndedBy.DISPATCH
+    return f"Run orchestration failed: {error}: {_error_message(cause)}".strip(), EndedBy.DISPATCH
+
+
+def fail_run(run_id: str, failure: dict[str, Any]) -> bool:
+    run = run_store.get(run_id)
+    if run is None or run.status.terminal:
+        return False
+    message, ended_by = describe(failure, run.run_snapshot.max_run_duration_seconds)
+    finished = run_store.finish(run_id, RunStatus.FAILED, message, ended_by)
+    if finished is not None:
+        metrics.add_metric(name=f"RunsFailed{ended_by.value.title()}", unit="Count", value=1)
+        executions.delete_expiry(run_id)
+    return finished is not None
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
+    logger.set_correlation_id(event["run_id"])
+    return {"failed": fail_run(event["run_id"], event.get("failure") or {})}

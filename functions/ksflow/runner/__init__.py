@@ -1,0 +1,1 @@
+"""An example self-hosted runner."""

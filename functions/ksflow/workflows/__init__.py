@@ -1,0 +1,1 @@
+"""Workflow definitions, runs and their callbacks."""

@@ -1,0 +1,190 @@
+"""Workflow definitions and runs: stored shapes and the SDK's request/response models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from ksflow.knowledge.models import PartType
+from ksflow.workflows import webhooks
+
+
+class RunStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RunStatus.COMPLETED, RunStatus.FAILED)
+
+
+class EndedBy(StrEnum):
+    """Who wrote a run's terminal status; decides whether a repeated callback is a no-op."""
+
+    CALLBACK = "callback"
+    DISPATCH = "dispatch"
+    TIMEOUT = "timeout"
+    EXPIRY = "expiry"
+    CANCEL = "cancel"
+    RECONCILE = "reconcile"
+
+
+PathPartIds = Annotated[list[UUID], Field(min_length=1, max_length=20)]
+
+
+class RunnerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: Annotated[str, Field(min_length=1, max_length=2083)]
+    webhook_secret: Annotated[SecretStr, Field(min_length=1, max_length=1024)]
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _usable_as_key(cls, value: SecretStr) -> SecretStr:
+        webhooks.check_secret(value.get_secret_value())
+        return value
+
+
+class RunnerConfigResponse(BaseModel):
+    url: str
+
+
+class CreateWorkflowDefinitionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    description: Annotated[str, Field(max_length=4096)] | None = None
+    runner_type: Literal["SELF_HOSTED"]
+    runner_config: RunnerConfig | None = None
+    max_run_duration_seconds: Annotated[int, Field(ge=60, le=86400)] = 300
+    source_path_part_ids: PathPartIds
+    instruction_path_part_ids: PathPartIds
+    output_path_part_ids: PathPartIds
+    template_path_part_id: UUID | None = None
+    is_active: bool = True
+
+
+class WorkflowDefinition(BaseModel):
+    """A definition as stored; the webhook secret only as KMS ciphertext."""
+
+    tenant_id: str
+    id: str
+    name: str
+    description: str | None
+    runner_type: str
+    runner_url: str | None
+    secret_ciphertext: str | None
+    max_run_duration_seconds: int
+    source_path_part_ids: list[str]
+    instruction_path_part_ids: list[str]
+    output_path_part_ids: list[str]
+    template_path_part_id: str | None
+    is_active: bool
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class WorkflowDefinitionResponse(BaseModel):
+    id: UUID
+    name: str
+    description: str | None
+    runner_type: Literal["SELF_HOSTED"]
+    runner_config: RunnerConfigResponse | None
+    max_run_duration_seconds: int
+    source_path_part_ids: list[UUID]
+    instruction_path_part_ids: list[UUID]
+    output_path_part_ids: list[UUID]
+    template_path_part_id: UUID | None
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class PathSnapshot(BaseModel):
+    path_part_id: UUID
+    materialized_path: str
+    part_type: PartType
+
+
+class RunSnapshot(BaseModel):
+    workflow_definition_id: UUID
+    workflow_name: str
+    runner_type: Literal["SELF_HOSTED"] = "SELF_HOSTED"
+    user_id: UUID
+    max_run_duration_seconds: int
+    sources: list[PathSnapshot]
+    instructions: list[PathSnapshot]
+    outputs: list[PathSnapshot]
+    template: PathSnapshot | None = None
+
+
+class InvokeWorkflowRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+
+
+class WorkflowRun(BaseModel):
+    """A run as stored (partition `RUN#{id}`), addressable by id alone for callbacks."""
+
+    tenant_id: str
+    id: str
+    workflow_definition_id: str
+    definition_owner_id: str
+    user_id: str
+    status: RunStatus
+    ended_by: EndedBy | None = None
+    started_at: datetime
+    deadline: datetime
+    completed_at: datetime | None = None
+    run_snapshot: RunSnapshot
+    error: str | None = None
+    runner_url: str
+    secret_ciphertext: str
+    idempotency_key: str | None = None
+    task_token: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def workflow_id(self) -> str:
+        return workflow_id_for(self.id)
+
+
+def workflow_id_for(run_id: str) -> str:
+    """The run's execution name, which `/v1/workflows/{workflow_id}` takes."""
+    return f"run-{run_id}"
+
+
+class WorkflowRunResponse(BaseModel):
+    id: UUID
+    workflow_definition_id: UUID
+    user_id: UUID
+    runner_type: Literal["SELF_HOSTED"] = "SELF_HOSTED"
+    status: RunStatus
+    started_at: datetime
+    completed_at: datetime | None
+    run_snapshot: RunSnapshot
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    workflow_id: str
+
+
+class CallbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["COMPLETED", "FAILED"]
+    error: Annotated[str, Field(max_length=8192)] | None = None
+
+
+class CallbackResponse(BaseModel):
+    status: RunStatus
+
+
+def run_response(run: WorkflowRun) -> WorkflowRunResponse:
+    data: dict[str, Any] = run.model_dump(include=set(WorkflowRunResponse.model_fields) - {"workflow_id"})
+    return WorkflowRunResponse.model_validate({**data, "workflow_id": run.workflow_id})

@@ -1,0 +1,156 @@
+"""Invoking a definition, reading runs, and the runner's callback."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+
+from pydantic import ValidationError
+
+from ksflow import clock
+from ksflow.errors import Conflict, Invalid, NotFound, Unauthorized
+from ksflow.identity import store as identity
+from ksflow.identity.models import Principal
+from ksflow.knowledge import store as knowledge
+from ksflow.knowledge.models import PathPart
+from ksflow.orchestration import executions
+from ksflow.workflows import definitions, run_store, secrets, webhooks
+from ksflow.workflows.models import (
+    CallbackRequest,
+    EndedBy,
+    PathSnapshot,
+    RunSnapshot,
+    RunStatus,
+    WorkflowDefinition,
+    WorkflowRun,
+)
+
+
+def _snapshot(principal: Principal, definition: WorkflowDefinition) -> RunSnapshot:
+    """Resolve every reference now; a vanished or unreadable one stops the invoke (409)."""
+    template = [definition.template_path_part_id] if definition.template_path_part_id else []
+    ids = [*definition.source_path_part_ids, *definition.instruction_path_part_ids,
+           *definition.output_path_part_ids, *template]
+    parts = knowledge.get_path_parts(principal.tenant_id, ids)
+    access = knowledge.Access(principal)
+
+    def resolve(path_part_id: str, role: str) -> PathSnapshot:
+        part: PathPart | None = parts.get(path_part_id)
+        if part is None or not access.can_read(part):
+            raise Conflict(f"The {role} path part {path_part_id} no longer exists or is not readable")
+        return PathSnapshot(path_part_id=part.path_part_id, materialized_path=part.materialized_path,  # type: ignore[arg-type]
+                            part_type=part.part_type)
+
+    return RunSnapshot(
+        workflow_definition_id=definition.id, workflow_name=definition.name,  # type: ignore[arg-type]
+        user_id=principal.user_id, max_run_duration_seconds=definition.max_run_duration_seconds,  # type: ignore[arg-type]
+        sources=[resolve(pp, "source") for pp in definition.source_path_part_ids],
+        instructions=[resolve(pp, "instruction") for pp in definition.instruction_path_part_ids],
+        outputs=[resolve(pp, "output") for pp in definition.output_path_part_ids],
+        template=resolve(template[0], "template") if template else None,
+    )
+
+
+def _existing_run(definition: WorkflowDefinition, idempotency_key: str) -> WorkflowRun | None:
+    run_id = run_store.claimed_run_id(definition.id, idempotency_key)
+    return run_store.get(run_id) if run_id else None
+
+
+def invoke(principal: Principal, definition_id: str, idempotency_key: str | None) -> WorkflowRun:
+    """Create a PENDING run and start its execution; a known idempotency key returns its run."""
+    definition = definitions.get_visible(principal, definition_id)
+    if not definition.is_active:
+        raise Conflict("Workflow definition is not active")
+    if definition.runner_url is None or definition.secret_ciphertext is None:
+        raise Conflict("Workflow definition has no runner configured")
+    snapshot = _snapshot(principal, definition)
+    now = clock.now()
+    deadline = now + timedelta(seconds=definition.max_run_duration_seconds)
+    run = WorkflowRun(
+        tenant_id=principal.tenant_id, id=str(uuid.uuid4()), workflow_definition_id=definition.id,
+        definition_owner_id=definition.created_by, user_id=principal.user_id, status=RunStatus.PENDING,
+        started_at=now, deadline=deadline, run_snapshot=snapshot, runner_url=definition.runner_url,
+        secret_ciphertext=definition.secret_ciphertext, idempotency_key=idempotency_key,
+        created_at=now, updated_at=now,
+    )
+    # The expiry schedule exists before the run does, so no crash can leave the run open for good.
+    executions.schedule_expiry(run.id, executions.expiry_time(deadline))
+    try:
+        run_store.insert(run)
+    except run_store.DuplicateIdempotencyKey:
+        executions.delete_expiry(run.id)
+        existing = _existing_run(definition, idempotency_key or "")
+        if existing is None:
+            raise Conflict("A concurrent request with this idempotency key is being processed; retry") from None
+        return existing
+    executions.start(run.id, definition.max_run_duration_seconds)
+    return run
+
+
+def _visible(principal: Principal, run: WorkflowRun | None) -> WorkflowRun:
+    if run is None or run.tenant_id != principal.tenant_id:
+        raise NotFound("Workflow run not found")
+    if not (principal.is_admin or principal.user_id in (run.definition_owner_id, run.user_id)):
+        raise NotFound("Workflow run not found")
+    return run
+
+
+def get_visible(principal: Principal, run_id: str) -> WorkflowRun:
+    return _visible(principal, run_store.get(run_id))
+
+
+def _authenticate_callback(run: WorkflowRun, headers: Mapping[str, str], body: str,
+                           api_key: str | None) -> None:
+    """A runner signs with the definition's webhook secret; a user may present an API key."""
+    if webhooks.has_signature(headers):
+        secret = secrets.decrypt(run.secret_ciphertext, run.tenant_id, run.workflow_definition_id)
+        if webhooks.verify(secret, headers, body):
+            return
+        raise Unauthorized("Invalid webhook signature")
+    principal = identity.authenticate(api_key) if api_key else None
+    if principal is None:
+        raise Unauthorized("Callback must carry a valid webhook signature or API key")
+    _visible(principal, run)
+
+
+class CallbackConflict(Conflict):
+    def __init__(self, run: WorkflowRun) -> None:
+        reason = f": {run.error}" if run.error else ""
+        super().__init__(f"Workflow run already ended with status {run.status.value}{reason}")
+
+
+def _outcome(run: WorkflowRun, requested: RunStatus) -> RunStatus:
+    """A repeat of the runner's own report is accepted; anything else after the end conflicts."""
+    if run.status == requested and run.ended_by == EndedBy.CALLBACK:
+        return run.status
+    raise CallbackConflict(run)
+
+
+def callback(run_id: str, headers: Mapping[str, str], body: str, api_key: str | None) -> RunStatus:
+    has_credentials = webhooks.has_signature(headers) or api_key is not None
+    if not has_credentials:
+        raise Unauthorized("Callback must carry a valid webhook signature or API key")
+    run = run_store.get(run_id)
+    if run is None:
+        raise NotFound("Workflow run not found")
+    _authenticate_callback(run, headers, body, api_key)
+    try:
+        request = CallbackRequest.model_validate_json(body or "")
+    except ValidationError as error:
+        raise Invalid.from_validation(error) from None
+    requested = RunStatus(request.status)
+    if run.status.terminal:
+        return _outcome(run, requested)
+    error = (request.error or "Runner reported failure") if requested == RunStatus.FAILED else None
+    finished = run_store.finish(run.id, requested, error, EndedBy.CALLBACK)
+    if finished is None:
+        latest = run_store.get(run.id)
+        if latest is None:
+            raise NotFound("Workflow run not found")
+        return _outcome(latest, requested)
+    if finished.task_token:
+        executions.answer_task(finished.task_token, {"status": finished.status.value})
+    executions.delete_expiry(run.id)
+    return finished.status
+

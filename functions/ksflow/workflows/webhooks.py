@@ -1,0 +1,51 @@
+"""Standard Webhooks signing and verification (https://www.standardwebhooks.com).
+
+The key is the base64-decoded remainder of a `whsec_` secret, otherwise the secret's UTF-8
+bytes, so runners can verify with the `standardwebhooks` package either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+SECRET_PREFIX = "whsec_"
+SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+
+
+def _webhook(secret: str) -> Webhook:
+    # A non-prefixed str would be base64-decoded by the library; bytes are used as the key.
+    return Webhook(secret if secret.startswith(SECRET_PREFIX) else secret.encode())
+
+
+def check_secret(secret: str) -> None:
+    """Raise ValueError for a secret that cannot serve as a signing key."""
+    try:
+        _webhook(secret)
+    except Exception as error:
+        raise ValueError("webhook_secret starting with 'whsec_' must be followed by base64") from error
+
+
+def sign_headers(secret: str, message_id: str, timestamp: datetime, body: str) -> dict[str, str]:
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(timestamp.timestamp())),
+        "webhook-signature": _webhook(secret).sign(message_id, timestamp, body),
+    }
+
+
+def has_signature(headers: Mapping[str, str]) -> bool:
+    lowered = {k.lower() for k in headers}
+    return any(h in lowered for h in SIGNATURE_HEADERS)
+
+
+def verify(secret: str, headers: Mapping[str, str], body: str) -> bool:
+    """True when the body carries a valid signature made within the last five minutes."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    try:
+        _webhook(secret).verify(body, lowered, json_parse=False)
+    except (WebhookVerificationError, ValueError, TypeError):
+        return False
+    return True
