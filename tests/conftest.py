@@ -20,8 +20,6 @@ os.environ.update({
 for _name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
     os.environ.pop(_name, None)
 
-from moto import mock_aws  # noqa: E402
-
 from ksflow import aws  # noqa: E402
 from ksflow.api.handler import lambda_handler  # noqa: E402
 from ksflow.identity import store as identity  # noqa: E402
@@ -30,6 +28,7 @@ from ksflow.local import gateway, lambda_runtime, provision  # noqa: E402
 from ksflow.local.lambda_runtime import LocalContext  # noqa: E402
 from ksflow.runner import example  # noqa: E402
 from ksflow.workflows import secrets  # noqa: E402
+from moto import mock_aws  # noqa: E402
 
 RUNNER_SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seQ=="
 
@@ -170,3 +169,11 @@ def api_server(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iter
     yield url
     server.shutdown()
     server.server_close()
+
+
+def shorten_time_limit(tenant: CreatedTenant, definition_id: str, seconds: int) -> None:
+    """The API's minimum limit is 60 s; tests shorten the stored definition so as not to wait that long."""
+    aws.table(os.environ["TABLE_NAME"]).update_item(
+        Key={"pk": f"TENANT#{tenant.tenant_id}", "sk": f"WORKFLOWDEF#{definition_id}"},
+        UpdateExpression="SET max_run_duration_seconds = :s", ExpressionAttributeValues={":s": seconds},
+    )

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from ksflow.local.stack import free_port
 
 KSFLOW = str(Path(sys.executable).with_name("ksflow"))
@@ -50,7 +49,7 @@ def _wait_http(url: str, process: Process, timeout: float = 120) -> None:
         if process.process.poll() is not None:
             raise AssertionError(f"process exited early:\n{process.output()}")
         try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback test server
+            with urllib.request.urlopen(url, timeout=2):
                 return
         except OSError:
             time.sleep(0.3)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from typing import Any
 
 import boto3
 from boto3.dynamodb.conditions import Key
-
 from ksflow import aws
 from ksflow.identity.models import CreatedTenant
-from tests.conftest import Runner, call_api, definition_body, wait_for
+
+from tests.conftest import Runner, call_api, definition_body, shorten_time_limit, wait_for
 
 
 def _invoke(tenant: CreatedTenant, definition: dict[str, Any]) -> dict[str, Any]:
@@ -79,25 +80,11 @@ def test_unreachable_runner_fails_the_run_with_the_network_error(aws_env: dict[s
                for e in events)
 
 
-def _shorten_limit(tenant: CreatedTenant, definition_id: str, seconds: int) -> None:
-    """The API's minimum is 60 s; the stored definition is shortened so the test need not wait that long."""
-    aws.table(aws_table_name()).update_item(
-        Key={"pk": f"TENANT#{tenant.tenant_id}", "sk": f"WORKFLOWDEF#{definition_id}"},
-        UpdateExpression="SET max_run_duration_seconds = :s", ExpressionAttributeValues={":s": seconds},
-    )
-
-
-def aws_table_name() -> str:
-    import os
-
-    return os.environ["TABLE_NAME"]
-
-
 def test_silent_runner_fails_at_the_deadline(aws_env: dict[str, str], tenant: CreatedTenant,
                                              knowledge: dict[str, str], runner_factory: Any) -> None:
     runner: Runner = runner_factory(delay=3600)
     created = call_api("POST", "/v1/workflow-definitions", definition_body(knowledge, runner.url), tenant.api_key)
-    _shorten_limit(tenant, created.body["id"], 2)
+    shorten_time_limit(tenant, created.body["id"], 2)
     run = call_api("POST", f"/v1/workflow-definitions/{created.body['id']}/invoke", {}, tenant.api_key).body
     wait_for(lambda: call_api("GET", f"/v1/workflow-runs/{run['id']}", api_key=tenant.api_key).body["status"]
              == "RUNNING", timeout=5)
@@ -117,5 +104,5 @@ def test_completed_run_costs_few_transitions_and_invocations(aws_env: dict[str, 
     events = _execution_history(aws_env, run["workflow_id"])
     entered = [e for e in events if e["type"].endswith("StateEntered")]
     assert len(entered) == 1
-    items = aws.table(aws_table_name()).query(KeyConditionExpression=Key("pk").eq(f"RUN#{run['id']}"))["Items"]
+    items = aws.table(os.environ["TABLE_NAME"]).query(KeyConditionExpression=Key("pk").eq(f"RUN#{run['id']}"))["Items"]
     assert items[0]["ended_by"] == "callback"

@@ -87,7 +87,8 @@ def get_path_parts(tenant_id: str, path_part_ids: list[str]) -> dict[str, PathPa
     client = _table().meta.client
     name = settings().table_name
     for start in range(0, len(unique), 100):
-        keys: list[dict[str, Any]] = [{"pk": _pk(tenant_id), "sk": f"PATHPART#{pp}"} for pp in unique[start:start + 100]]
+        batch = unique[start:start + 100]
+        keys: list[dict[str, Any]] = [{"pk": _pk(tenant_id), "sk": f"PATHPART#{pp}"} for pp in batch]
         request: dict[str, Any] = {name: {"Keys": keys}}
         while request:
             response = client.batch_get_item(RequestItems=request)

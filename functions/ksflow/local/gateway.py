@@ -60,7 +60,7 @@ def make_server(host: str, port: int, handler: Handler) -> ThreadingHTTPServer:
     class GatewayRequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             """Access logs stay quiet; the handler's structured logs say what happened."""
 
         def _respond(self, status: int, headers: dict[str, str], body: bytes) -> None:

@@ -57,7 +57,7 @@ def _invoke_in_process(self: LambdaFunction, event: Any = None) -> tuple[str, bo
     with _invocations_lock:
         invocations[self.function_name] += 1
     try:
-        result = call_handler(self.handler, event, context)
+        result = call_handler(str(self.handler), event, context)
     except Exception as error:
         payload = {"errorType": type(error).__name__, "errorMessage": str(error),
                    "stackTrace": traceback.format_exception(error)[-5:]}

@@ -6,6 +6,7 @@ the target function gets the schedule's input, and `ActionAfterCompletion=DELETE
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from datetime import UTC, datetime
@@ -41,10 +42,8 @@ def fire_due_schedules(scheduler: Any, lambda_client: Any, group: str, now: date
                              Payload=target.get("Input", "{}").encode())
         fired += 1
         if schedule.get("ActionAfterCompletion") == "DELETE":
-            try:
+            with contextlib.suppress(ClientError):
                 scheduler.delete_schedule(Name=name, GroupName=group)
-            except ClientError:
-                pass
     return fired
 
 

@@ -28,14 +28,15 @@ def send_callback(callback_url: str, secret: str, status: str, error: str | None
     body = json.dumps({"status": status, **({"error": error} if error else {})})
     message_id = f"msg_{uuid.uuid4().hex}"
     now = datetime.now(UTC)
-    request = urllib.request.Request(callback_url, data=body.encode(), method="POST", headers={
+    # The callback URL comes from a dispatch whose signature was verified.
+    request = urllib.request.Request(callback_url, data=body.encode(), method="POST", headers={  # noqa: S310
         "Content-Type": "application/json",
         "webhook-id": message_id,
         "webhook-timestamp": str(int(now.timestamp())),
         "webhook-signature": webhook_for(secret).sign(message_id, now, body),
     })
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - URL comes from a verified dispatch
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             return int(response.status)
     except urllib.error.HTTPError as failure:
         return int(failure.code)
@@ -46,7 +47,7 @@ def make_server(host: str, port: int, secret: str, *, delay: float, fail: bool,
     webhook = webhook_for(secret)
 
     class RunnerHandler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             """Only the runner's own lines are printed."""
 
         def _answer(self, status: int, payload: dict[str, Any]) -> None:

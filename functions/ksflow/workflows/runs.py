@@ -39,12 +39,12 @@ def _snapshot(principal: Principal, definition: WorkflowDefinition) -> RunSnapsh
         part: PathPart | None = parts.get(path_part_id)
         if part is None or not access.can_read(part):
             raise Conflict(f"The {role} path part {path_part_id} no longer exists or is not readable")
-        return PathSnapshot(path_part_id=part.path_part_id, materialized_path=part.materialized_path,  # type: ignore[arg-type]
+        return PathSnapshot(path_part_id=part.path_part_id, materialized_path=part.materialized_path,
                             part_type=part.part_type)
 
     return RunSnapshot(
-        workflow_definition_id=definition.id, workflow_name=definition.name,  # type: ignore[arg-type]
-        user_id=principal.user_id, max_run_duration_seconds=definition.max_run_duration_seconds,  # type: ignore[arg-type]
+        workflow_definition_id=definition.id, workflow_name=definition.name,
+        user_id=principal.user_id, max_run_duration_seconds=definition.max_run_duration_seconds,
         sources=[resolve(pp, "source") for pp in definition.source_path_part_ids],
         instructions=[resolve(pp, "instruction") for pp in definition.instruction_path_part_ids],
         outputs=[resolve(pp, "output") for pp in definition.output_path_part_ids],
@@ -142,8 +142,8 @@ def callback(run_id: str, headers: Mapping[str, str], body: str, api_key: str | 
     requested = RunStatus(request.status)
     if run.status.terminal:
         return _outcome(run, requested)
-    error = (request.error or "Runner reported failure") if requested == RunStatus.FAILED else None
-    finished = run_store.finish(run.id, requested, error, EndedBy.CALLBACK)
+    reported = (request.error or "Runner reported failure") if requested == RunStatus.FAILED else None
+    finished = run_store.finish(run.id, requested, reported, EndedBy.CALLBACK)
     if finished is None:
         latest = run_store.get(run.id)
         if latest is None:

@@ -6,6 +6,7 @@ bytes, so runners can verify with the `standardwebhooks` package either way.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -21,8 +22,15 @@ def _webhook(secret: str) -> Webhook:
 
 
 def check_secret(secret: str) -> None:
-    """Raise ValueError for a secret that cannot serve as a signing key."""
+    """Raise ValueError for a secret that cannot serve as a signing key.
+
+    The library decodes leniently (characters outside the base64 alphabet are dropped), so a
+    `whsec_` secret is checked strictly here: otherwise a typo would silently change the key.
+    """
     try:
+        if secret.startswith(SECRET_PREFIX):
+            encoded = secret.removeprefix(SECRET_PREFIX).rstrip("=")
+            base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
         _webhook(secret)
     except Exception as error:
         raise ValueError("webhook_secret starting with 'whsec_' must be followed by base64") from error
