@@ -1,0 +1,1 @@
+"""CDK app for ksflow: the stack, its constructs per concern, and the Lambda asset build."""

@@ -1,0 +1,181 @@
+"""The public HTTP API: one catch-all route into the API function, which routes and authenticates."""
+
+from __future__ import annotations
+
+import json
+
+import jsii
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+from ksflow import catalog
+
+from infra import nag
+from infra.data import Data
+from infra.function import KsflowFunction
+from infra.orchestration import Orchestration, task_response_policy
+from infra.settings import EnvironmentSettings
+
+# HTTP API ($context) variables; never headers, so credentials and signatures stay out of the logs.
+ACCESS_LOG_FORMAT = {
+    "requestId": "$context.requestId",
+    "requestTime": "$context.requestTime",
+    "ip": "$context.identity.sourceIp",
+    "userAgent": "$context.identity.userAgent",
+    "httpMethod": "$context.httpMethod",
+    "path": "$context.path",
+    "routeKey": "$context.routeKey",
+    "protocol": "$context.protocol",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "responseLatency": "$context.responseLatency",
+    "integrationStatus": "$context.integrationStatus",
+    "integrationLatency": "$context.integrationLatency",
+    "integrationError": "$context.integrationErrorMessage",
+    "error": "$context.error.message",
+}
+
+# Why there is no API Gateway authorizer (nag APIG4 / APIG1-adjacent findings point here):
+# authentication happens inside the API function. Most requests carry a Bearer API key that the handler
+# looks up and caches in-process, but the run callback endpoint is called by runners that hold no key and
+# prove themselves with a Standard Webhooks signature over the raw body, and /openapi.json is public. A
+# Lambda authorizer could not verify the body signature and would add a second Lambda invocation to every
+# request; one in-handler check covers all three cases.
+NO_AUTHORIZER_REASON = (
+    "Authentication is done in the API function: Bearer API keys (looked up, cached in-process), Standard "
+    "Webhooks signatures on the run callback (runners hold no key; an authorizer cannot see the body), and "
+    "a public /openapi.json. An authorizer would cost a second Lambda invocation per request."
+)
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class _AccessLogSettings:
+    def __init__(self, log_group: logs.ILogGroup) -> None:
+        self._destination = apigwv2.LogGroupLogDestination(log_group)
+        self._format = apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FORMAT, separators=(",", ":")))
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw.AccessLogFormat:
+        return self._format
+
+
+class Api(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: EnvironmentSettings,
+        data: Data,
+        orchestration: Orchestration,
+        code: lambda_.Code,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+
+        self.function = KsflowFunction(
+            self,
+            "ApiFunction",
+            settings=settings,
+            code=code,
+            handler=catalog.HANDLERS["Api"],
+            description="The ksflow HTTP API (routing, authentication and validation in-process)",
+            environment={
+                "TABLE_NAME": data.table.table_name,
+                "KMS_KEY_ID": data.secrets_key.key_arn,
+                "RUN_STATE_MACHINE_ARN": orchestration.state_machine_arn,
+                "SCHEDULER_GROUP_NAME": orchestration.schedule_group_name,
+                "SCHEDULER_ROLE_ARN": orchestration.scheduler_role.role_arn,
+                "SCHEDULER_DLQ_ARN": orchestration.scheduler_dlq.queue_arn,
+                "EXPIRY_FUNCTION_ARN": orchestration.expiry.function_arn,
+                "ALLOW_LOOPBACK_RUNNERS": "false",
+                "EXPIRY_GRACE_SECONDS": str(settings.expiry_grace_seconds),
+            },
+            timeout=Duration.seconds(30),
+            memory_size=1024,
+        )
+        fn = self.function.function
+        data.table.grant_read_write_data(fn)
+        # Exactly what encrypting/decrypting webhook secrets needs (no ReEncrypt*/GenerateDataKey* wildcards).
+        data.secrets_key.grant(fn, "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey")
+        orchestration.state_machine.grant_start_execution(fn)
+        orchestration.state_machine.grant_execution(fn, "states:StopExecution", "states:DescribeExecution")
+        self.task_response = task_response_policy(self, "ApiTaskResponsePolicy", self.function)
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["scheduler:CreateSchedule", "scheduler:DeleteSchedule"],
+                resources=[
+                    stack.format_arn(
+                        service="scheduler",
+                        resource="schedule",
+                        resource_name=f"{orchestration.schedule_group_name}/*",
+                    )
+                ],
+            )
+        )
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[orchestration.scheduler_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+            )
+        )
+
+        self.http_api = apigwv2.HttpApi(
+            self,
+            "HttpApi",
+            description="ksflow workflow API",
+            default_integration=integrations.HttpLambdaIntegration(
+                "ApiIntegration",
+                fn,
+                payload_format_version=apigwv2.PayloadFormatVersion.VERSION_2_0,
+            ),
+            # The stage is declared below so it can carry access logging and throttling.
+            create_default_stage=False,
+        )
+        self.access_log_group = logs.LogGroup(
+            self,
+            "AccessLogGroup",
+            retention=settings.log_retention,
+            removal_policy=settings.removal_policy,
+        )
+        self.stage = apigwv2.HttpStage(
+            self,
+            "DefaultStage",
+            http_api=self.http_api,
+            stage_name="$default",
+            auto_deploy=True,
+            access_log_settings=_AccessLogSettings(self.access_log_group),
+            throttle=apigwv2.ThrottleSettings(
+                rate_limit=settings.throttle_rate_limit,
+                burst_limit=settings.throttle_burst_limit,
+            ),
+        )
+        self.url: str = self.stage.url
+
+        NagSuppressions.add_resource_suppressions(
+            self.http_api,
+            [
+                NagPackSuppression(id="AwsSolutions-APIG4", reason=NO_AUTHORIZER_REASON),
+            ],
+            apply_to_children=True,
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.function.role,
+            [
+                nag.table_access(),
+                nag.run_executions("states:StopExecution/DescribeExecution"),
+                nag.run_schedules("scheduler:CreateSchedule/DeleteSchedule"),
+            ],
+            apply_to_children=True,
+        )

@@ -1,0 +1,74 @@
+"""cdk-nag acknowledgments shared by several constructs; each says why the finding is acceptable here."""
+
+from __future__ import annotations
+
+from cdk_nag import NagPackSuppression, RegexAppliesTo
+
+# Finding strings as cdk-nag renders them: tokens become <LogicalId.Attr> or raw intrinsic JSON.
+_TABLE_INDEXES = RegexAppliesTo(regex="/^Resource::<DataTable[0-9A-F]{8}\\.Arn>\\/index\\/\\*$/g")
+_RUN_SCHEDULES = RegexAppliesTo(
+    regex="/^Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:"
+    "schedule\\/<OrchestrationRunScheduleGroup[0-9A-F]{8}>\\/\\*$/g"
+)
+_RUN_EXECUTIONS = RegexAppliesTo(
+    regex="/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+    'execution:.*"Ref":"OrchestrationRunStateMachine[0-9A-F]{8}".*:\\*$/g'
+)
+
+
+def table_access() -> NagPackSuppression:
+    return NagPackSuppression(
+        id="AwsSolutions-IAM5",
+        reason=(
+            "Table read/write covers its indexes (table/index/*) because runs and definitions are listed "
+            "through gsi1, the table's only index; kms:GenerateDataKey*/ReEncrypt* on the table's own key "
+            "are what DynamoDB needs to use a customer-managed key on the caller's behalf."
+        ),
+        applies_to=[_TABLE_INDEXES, "Action::kms:GenerateDataKey*", "Action::kms:ReEncrypt*"],
+    )
+
+
+def run_schedules(actions: str) -> NagPackSuppression:
+    return NagPackSuppression(
+        id="AwsSolutions-IAM5",
+        reason=(
+            f"{actions} on per-run expiry schedules, whose names are generated per run; the ARN pins "
+            "them to schedules inside the ksflow run schedule group."
+        ),
+        applies_to=[_RUN_SCHEDULES],
+    )
+
+
+def run_executions(actions: str) -> NagPackSuppression:
+    return NagPackSuppression(
+        id="AwsSolutions-IAM5",
+        reason=(
+            f"{actions} on run executions, which are named after run ids unknown at deploy time; the ARN "
+            "pins them to executions of the ksflow run state machine."
+        ),
+        applies_to=[_RUN_EXECUTIONS],
+    )
+
+
+def task_token_actions() -> NagPackSuppression:
+    return NagPackSuppression(
+        id="AwsSolutions-IAM5",
+        reason=(
+            "states:SendTaskSuccess/SendTaskFailure have no resource type in the Service Authorization "
+            "Reference (a task token is not an ARN), so Resource '*' is the only documented form; the "
+            "statement allows only these two actions, and a caller also needs the unguessable token of a "
+            "run's waitForTaskToken task."
+        ),
+        applies_to=["Resource::*"],
+    )
+
+
+def xray_tracing() -> NagPackSuppression:
+    return NagPackSuppression(
+        id="AwsSolutions-IAM5",
+        reason=(
+            "Active X-Ray tracing adds xray:PutTraceSegments/PutTelemetryRecords, which support no "
+            "resource-level permissions."
+        ),
+        applies_to=["Resource::*"],
+    )

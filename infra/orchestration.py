@@ -1,0 +1,271 @@
+"""Run orchestration: the run state machine, its Lambda tasks, expiry schedules and failure reconciliation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Aws, Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+from ksflow import catalog
+
+from infra import nag
+from infra.data import Data
+from infra.function import KsflowFunction
+from infra.settings import EnvironmentSettings
+
+ABNORMAL_EXECUTION_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
+
+DLQ_REASON = (
+    "This queue is itself the dead-letter queue of {owner}; failed deliveries wait here for an operator "
+    "to inspect and redrive them, so it has no dead-letter queue of its own."
+)
+
+
+def dead_letter_queue(scope: Construct, construct_id: str, settings: EnvironmentSettings, owner: str) -> sqs.Queue:
+    # SQS-managed SSE: EventBridge and Scheduler can deliver without a key policy grant of their own.
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+        removal_policy=settings.removal_policy,
+    )
+    NagSuppressions.add_resource_suppressions(
+        queue, [NagPackSuppression(id="AwsSolutions-SQS3", reason=DLQ_REASON.format(owner=owner))]
+    )
+    return queue
+
+
+class Orchestration(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: EnvironmentSettings,
+        data: Data,
+        code: lambda_.Code,
+        definition_file: Path,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        table = data.table
+
+        # --- Per-run expiry schedules (created by the API, one `at(...)` schedule per run) ---
+        self.schedule_group = scheduler.CfnScheduleGroup(self, "RunScheduleGroup")
+        self.schedule_group_name = self.schedule_group.ref
+        schedules_arn = stack.format_arn(
+            service="scheduler", resource="schedule", resource_name=f"{self.schedule_group_name}/*"
+        )
+        self.scheduler_dlq = dead_letter_queue(self, "ExpiryScheduleDeadLetterQueue", settings, "expiry schedules")
+
+        # --- Lambda tasks ---
+        self.dispatcher = KsflowFunction(
+            self,
+            "DispatcherFunction",
+            settings=settings,
+            code=code,
+            handler=catalog.HANDLERS["Dispatcher"],
+            description="Signs and POSTs a run to its self-hosted runner; runs as the task-token task",
+            environment={
+                "TABLE_NAME": table.table_name,
+                "KMS_KEY_ID": data.secrets_key.key_arn,
+                "ALLOW_LOOPBACK_RUNNERS": "false",
+                # PUBLIC_API_URL is added by the stack once the HTTP API exists.
+            },
+            timeout=Duration.seconds(120),
+            memory_size=512,
+        )
+        table.grant_read_write_data(self.dispatcher.function)
+        data.secrets_key.grant_decrypt(self.dispatcher.function)
+
+        self.run_failure = KsflowFunction(
+            self,
+            "RunFailureFunction",
+            settings=settings,
+            code=code,
+            handler=catalog.HANDLERS["RunFailure"],
+            description="Fails a run whose dispatch gave up or whose deadline passed, unless already ended",
+            environment={"TABLE_NAME": table.table_name, "SCHEDULER_GROUP_NAME": self.schedule_group_name},
+            timeout=Duration.seconds(30),
+            memory_size=256,
+        )
+        table.grant_read_write_data(self.run_failure.function)
+
+        self.expiry = KsflowFunction(
+            self,
+            "ExpiryFunction",
+            settings=settings,
+            code=code,
+            handler=catalog.HANDLERS["Expiry"],
+            description="Run expiry schedule target: fails the run if still open and stops its execution",
+            environment={"TABLE_NAME": table.table_name, "SCHEDULER_GROUP_NAME": self.schedule_group_name},
+            timeout=Duration.seconds(30),
+            memory_size=256,
+        )
+        table.grant_read_write_data(self.expiry.function)
+
+        self.reconcile = KsflowFunction(
+            self,
+            "ReconcileFunction",
+            settings=settings,
+            code=code,
+            handler=catalog.HANDLERS["Reconcile"],
+            description="Fails runs whose execution ended abnormally (failed, timed out, aborted)",
+            environment={"TABLE_NAME": table.table_name, "SCHEDULER_GROUP_NAME": self.schedule_group_name},
+            timeout=Duration.seconds(30),
+            memory_size=256,
+        )
+        table.grant_read_write_data(self.reconcile.function)
+
+        for fn in (self.run_failure, self.expiry, self.reconcile):
+            fn.role.add_to_principal_policy(
+                iam.PolicyStatement(actions=["scheduler:DeleteSchedule"], resources=[schedules_arn])
+            )
+
+        # --- The run state machine, defined by the ASL file the local stack also runs ---
+        self.state_machine_log_group = logs.LogGroup(
+            self,
+            "RunStateMachineLogGroup",
+            retention=settings.log_retention,
+            removal_policy=settings.removal_policy,
+        )
+        functions = {"Dispatcher": self.dispatcher, "RunFailure": self.run_failure}
+        self.state_machine = sfn.StateMachine(
+            self,
+            "RunStateMachine",
+            comment="One workflow run: dispatch to the runner, await its callback until the deadline",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_file(str(definition_file)),
+            definition_substitutions={
+                placeholder: functions[name].function_arn
+                for placeholder, name in catalog.RUN_STATE_MACHINE_SUBSTITUTIONS.items()
+            },
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=self.state_machine_log_group,
+                level=sfn.LogLevel.ALL,
+                include_execution_data=True,
+            ),
+        )
+        # The definition comes from a file, so CDK cannot infer these grants; the ASL invokes the
+        # unqualified ARNs, so no version/alias wildcard is needed.
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[self.dispatcher.function_arn, self.run_failure.function_arn],
+            )
+        )
+        self.state_machine_arn = self.state_machine.state_machine_arn
+
+        # The dispatcher answers its own task token when dispatch fails for good. `grant_task_response`
+        # would put the state machine's ARN into the dispatcher role's default policy, which the function
+        # depends on, while the state machine depends on the function: a cycle. A standalone policy breaks
+        # it; its Resource is "*", the documented form for task-token actions (see the suppression).
+        self.dispatcher_task_response = task_response_policy(self, "DispatcherTaskResponsePolicy", self.dispatcher)
+        self.state_machine.node.add_dependency(self.dispatcher_task_response)
+
+        self.expiry.add_environment("RUN_STATE_MACHINE_ARN", self.state_machine_arn)
+        self.state_machine.grant_execution(self.expiry.function, "states:StopExecution")
+
+        # --- Scheduler execution role: may only invoke the expiry function and use its DLQ ---
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            description="Assumed by EventBridge Scheduler for ksflow run expiry schedules",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnEquals": {"aws:SourceArn": self.schedule_group.attr_arn},
+                },
+            ),
+        )
+        self.scheduler_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.expiry.function_arn])
+        )
+        self.scheduler_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.scheduler_dlq.queue_arn])
+        )
+
+        # --- Reconcile runs whose execution ended abnormally ---
+        self.reconcile_dlq = dead_letter_queue(
+            self, "ReconcileDeadLetterQueue", settings, "the execution status change rule"
+        )
+        self.execution_failed_rule = events.Rule(
+            self,
+            "ExecutionEndedAbnormallyRule",
+            description="Run executions that failed, timed out or were aborted",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={
+                    "status": ABNORMAL_EXECUTION_STATUSES,
+                    "stateMachineArn": [self.state_machine_arn],
+                },
+            ),
+        )
+        self.execution_failed_rule.add_target(
+            targets.LambdaFunction(
+                self.reconcile.function,
+                dead_letter_queue=self.reconcile_dlq,
+                retry_attempts=8,
+                max_event_age=Duration.hours(6),
+            )
+        )
+
+        NagSuppressions.add_resource_suppressions(
+            [self.dispatcher.role, self.run_failure.role, self.expiry.role, self.reconcile.role],
+            [nag.table_access()],
+            apply_to_children=True,
+        )
+        NagSuppressions.add_resource_suppressions(
+            [self.run_failure.role, self.expiry.role, self.reconcile.role],
+            [nag.run_schedules("scheduler:DeleteSchedule")],
+            apply_to_children=True,
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.expiry.role, [nag.run_executions("states:StopExecution")], apply_to_children=True
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.state_machine,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason=(
+                        "CloudWatch Logs delivery actions (logs:*LogDelivery, DescribeResourcePolicies, "
+                        "DescribeLogGroups) and X-Ray actions support no resource-level permissions; CDK "
+                        "adds them for execution logging and tracing."
+                    ),
+                    applies_to=["Resource::*"],
+                )
+            ],
+            apply_to_children=True,
+        )
+
+
+def task_response_policy(scope: Construct, construct_id: str, fn: KsflowFunction) -> iam.Policy:
+    """SendTaskSuccess/SendTaskFailure for a function, in a policy the function itself does not wait for."""
+    policy = iam.Policy(
+        scope,
+        construct_id,
+        roles=[fn.role],
+        statements=[
+            iam.PolicyStatement(
+                actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
+                resources=["*"],
+            )
+        ],
+    )
+    NagSuppressions.add_resource_suppressions(policy, [nag.task_token_actions()])
+    return policy

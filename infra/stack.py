@@ -1,0 +1,64 @@
+"""The ksflow stack: data, orchestration and API constructs wired together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import Aws, CfnOutput, Stack, Tags
+from cdk_nag import AwsSolutionsChecks
+from constructs import Construct
+from ksflow import catalog
+
+from infra.api import Api
+from infra.data import Data
+from infra.lambda_asset import lambda_code
+from infra.orchestration import Orchestration
+from infra.settings import bundle_dependencies, environment_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RUN_WORKFLOW_ASL = PROJECT_ROOT / "functions" / "ksflow" / "orchestration" / catalog.RUN_STATE_MACHINE_FILE
+
+
+class KsflowStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        settings = environment_settings(self.node)
+        Tags.of(self).add("project", "ksflow")
+        Tags.of(self).add("environment", settings.name)
+
+        code = lambda_code(PROJECT_ROOT, bundle_dependencies=bundle_dependencies(self.node))
+        self.data = Data(self, "Data", settings=settings)
+        self.orchestration = Orchestration(
+            self,
+            "Orchestration",
+            settings=settings,
+            data=self.data,
+            code=code,
+            definition_file=RUN_WORKFLOW_ASL,
+        )
+        self.api = Api(self, "Api", settings=settings, data=self.data, orchestration=self.orchestration, code=code)
+        # Callback URLs handed to runners point at the public API. Only the API resource's id is
+        # referenced, so this adds no cycle with the state machine the API function starts.
+        self.orchestration.dispatcher.add_environment("PUBLIC_API_URL", self.api.url)
+
+        CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the ksflow API")
+        CfnOutput(self, "TableName", value=self.data.table.table_name)
+        CfnOutput(self, "StateMachineArn", value=self.orchestration.state_machine_arn)
+        CfnOutput(self, "Region", value=Aws.REGION)
+
+
+def add_stack(app: cdk.App) -> KsflowStack:
+    """The stack for the environment selected by `-c env=...`, checked by cdk-nag when the app synthesizes."""
+    settings = environment_settings(app.node)
+    stack = KsflowStack(
+        app,
+        f"ksflow-{settings.name}",
+        description=f"ksflow workflow API ({settings.name})",
+        # No `env`: the template is environment-agnostic (no lookups are needed), so it is the same
+        # wherever it is synthesized and deploys to the account/region of the deploying credentials.
+    )
+    # Every synth is checked; findings are fixed or acknowledged next to the resource they concern.
+    cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+    return stack

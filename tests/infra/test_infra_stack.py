@@ -1,0 +1,463 @@
+"""CDK assertions on the synthesized ksflow stack (dev and prod)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from aws_cdk.assertions import Annotations, Match, Template
+
+if TYPE_CHECKING:
+    from tests.infra.conftest import Synth
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+HANDLERS = {
+    "api": "ksflow.api.handler.lambda_handler",
+    "dispatcher": "ksflow.orchestration.dispatcher.lambda_handler",
+    "run_failure": "ksflow.orchestration.run_failure.lambda_handler",
+    "expiry": "ksflow.orchestration.expiry.lambda_handler",
+    "reconcile": "ksflow.orchestration.reconcile.lambda_handler",
+}
+
+# Exactly the variables each function's code reads.
+ENVIRONMENT = {
+    "api": {
+        "TABLE_NAME",
+        "KMS_KEY_ID",
+        "RUN_STATE_MACHINE_ARN",
+        "SCHEDULER_GROUP_NAME",
+        "SCHEDULER_ROLE_ARN",
+        "SCHEDULER_DLQ_ARN",
+        "EXPIRY_FUNCTION_ARN",
+        "ALLOW_LOOPBACK_RUNNERS",
+        "EXPIRY_GRACE_SECONDS",
+        "POWERTOOLS_SERVICE_NAME",
+    },
+    "dispatcher": {
+        "TABLE_NAME",
+        "KMS_KEY_ID",
+        "PUBLIC_API_URL",
+        "ALLOW_LOOPBACK_RUNNERS",
+        "POWERTOOLS_SERVICE_NAME",
+    },
+    "run_failure": {"TABLE_NAME", "SCHEDULER_GROUP_NAME", "POWERTOOLS_SERVICE_NAME"},
+    "expiry": {"TABLE_NAME", "RUN_STATE_MACHINE_ARN", "SCHEDULER_GROUP_NAME", "POWERTOOLS_SERVICE_NAME"},
+    "reconcile": {"TABLE_NAME", "SCHEDULER_GROUP_NAME", "POWERTOOLS_SERVICE_NAME"},
+}
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+
+
+def only(template: Template, resource_type: str, props: Any = None) -> tuple[str, dict[str, Any]]:
+    found = template.find_resources(resource_type, props or {})
+    assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
+    return next(iter(found.items()))
+
+
+def function(template: Template, name: str) -> tuple[str, dict[str, Any]]:
+    return only(template, "AWS::Lambda::Function", {"Properties": {"Handler": HANDLERS[name]}})
+
+
+def ref(logical_id: str) -> dict[str, Any]:
+    return {"Ref": logical_id}
+
+
+def arn_of(logical_id: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def role_statements(template: Template, role_logical_id: str) -> list[dict[str, Any]]:
+    """Every statement of every AWS::IAM::Policy attached to the role."""
+    statements: list[dict[str, Any]] = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        if ref(role_logical_id) in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def allowed(statements: list[dict[str, Any]], action: str) -> list[Any]:
+    """Resources the statements allow `action` on."""
+    resources: list[Any] = []
+    for statement in statements:
+        if statement["Effect"] == "Allow" and action in as_list(statement["Action"]):
+            resources.extend(as_list(statement["Resource"]))
+    return resources
+
+
+def scheduler_role(template: Template) -> tuple[str, dict[str, Any]]:
+    return only(
+        template,
+        "AWS::IAM::Role",
+        {
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Statement": [Match.object_like({"Principal": {"Service": "scheduler.amazonaws.com"}})]
+                }
+            }
+        },
+    )
+
+
+def table_key(template: Template) -> Any:
+    _, table = only(template, "AWS::DynamoDB::Table")
+    return table["Properties"]["SSESpecification"]["KMSMasterKeyId"]
+
+
+def function_role(template: Template, name: str) -> str:
+    _, fn = function(template, name)
+    role_id: str = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    return role_id
+
+
+# --- data ----------------------------------------------------------------------------------------------
+
+
+def test_table_keys_index_and_protection(dev: Synth) -> None:
+    table_id, table = only(dev.template, "AWS::DynamoDB::Table")
+    props = table["Properties"]
+    assert props["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]} == {
+        "pk": "S",
+        "sk": "S",
+        "gsi1pk": "S",
+        "gsi1sk": "S",
+    }
+    assert props["GlobalSecondaryIndexes"] == [
+        {
+            "IndexName": "gsi1",
+            "KeySchema": [
+                {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+    ]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    sse = props["SSESpecification"]
+    assert sse["SSEEnabled"] is True and sse["SSEType"] == "KMS"
+    key_id = sse["KMSMasterKeyId"]["Fn::GetAtt"][0]
+    assert dev.template.to_json()["Resources"][key_id]["Type"] == "AWS::KMS::Key"
+    assert table_id
+
+
+def test_kms_keys_rotate(dev: Synth) -> None:
+    keys = dev.template.find_resources("AWS::KMS::Key")
+    assert len(keys) == 2
+    assert all(key["Properties"]["EnableKeyRotation"] is True for key in keys.values())
+
+
+def test_dev_resources_are_disposable(dev: Synth) -> None:
+    _, table = only(dev.template, "AWS::DynamoDB::Table")
+    assert table["DeletionPolicy"] == "Delete"
+    assert table["Properties"]["DeletionProtectionEnabled"] is False
+
+
+def test_prod_retains_data_with_deletion_protection(prod: Synth) -> None:
+    _, table = only(prod.template, "AWS::DynamoDB::Table")
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+    assert table["Properties"]["DeletionProtectionEnabled"] is True
+    for key in prod.template.find_resources("AWS::KMS::Key").values():
+        assert key["DeletionPolicy"] == "Retain"
+    for log_group in prod.template.find_resources("AWS::Logs::LogGroup").values():
+        assert log_group["DeletionPolicy"] == "Retain"
+
+
+# --- functions -----------------------------------------------------------------------------------------
+
+
+def test_five_arm64_python312_functions(dev: Synth) -> None:
+    functions = dev.template.find_resources("AWS::Lambda::Function")
+    assert sorted(fn["Properties"]["Handler"] for fn in functions.values()) == sorted(HANDLERS.values())
+    code_keys = set()
+    for fn in functions.values():
+        props = fn["Properties"]
+        assert props["Runtime"] == "python3.12"
+        assert props["Architectures"] == ["arm64"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        log_group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
+        assert "RetentionInDays" in dev.template.to_json()["Resources"][log_group_id]["Properties"]
+        code_keys.add(json.dumps(props["Code"], sort_keys=True))
+    assert len(code_keys) == 1, "all functions share one code asset"
+
+
+@pytest.mark.parametrize("name", sorted(HANDLERS))
+def test_function_environment(dev: Synth, name: str) -> None:
+    _, fn = function(dev.template, name)
+    variables = fn["Properties"]["Environment"]["Variables"]
+    assert set(variables) == ENVIRONMENT[name]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "ksflow"
+    if "ALLOW_LOOPBACK_RUNNERS" in variables:
+        assert variables["ALLOW_LOOPBACK_RUNNERS"] == "false"
+
+
+def test_function_sizing(dev: Synth) -> None:
+    _, api = function(dev.template, "api")
+    assert api["Properties"]["Timeout"] == 30
+    assert api["Properties"]["MemorySize"] == 1024
+    assert api["Properties"]["Environment"]["Variables"]["EXPIRY_GRACE_SECONDS"] == "60"
+    _, dispatcher = function(dev.template, "dispatcher")
+    assert dispatcher["Properties"]["Timeout"] == 120
+
+
+def test_function_roles_carry_no_managed_policies(dev: Synth) -> None:
+    for name in HANDLERS:
+        role = dev.template.to_json()["Resources"][function_role(dev.template, name)]
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_code_asset_without_bundling_holds_only_the_package(dev: Synth) -> None:
+    asset_dirs = [p for p in dev.outdir.glob("asset.*") if p.is_dir()]
+    assert len(asset_dirs) == 1
+    asset = asset_dirs[0]
+    assert (asset / "ksflow" / "__init__.py").is_file()
+    assert not list(asset.rglob("__pycache__"))
+    assert not list(asset.glob("*.egg-info"))
+
+
+# --- permissions ---------------------------------------------------------------------------------------
+
+
+def test_api_function_permissions(dev: Synth) -> None:
+    _, api = function(dev.template, "api")
+    statements = role_statements(dev.template, function_role(dev.template, "api"))
+    state_machine_id, _ = only(dev.template, "AWS::StepFunctions::StateMachine")
+    assert allowed(statements, "states:StartExecution") == [ref(state_machine_id)]
+    for action in ("states:StopExecution", "states:DescribeExecution"):
+        [execution_arn] = allowed(statements, action)
+        assert ":execution:" in json.dumps(execution_arn)
+    assert allowed(statements, "states:SendTaskSuccess") == ["*"]
+    assert allowed(statements, "states:SendTaskFailure") == ["*"]
+    for action in ("scheduler:CreateSchedule", "scheduler:DeleteSchedule"):
+        [schedules] = allowed(statements, action)
+        assert ":schedule/" in json.dumps(schedules)
+    scheduler_role_id, _ = scheduler_role(dev.template)
+    [pass_role] = [s for s in statements if s["Action"] == "iam:PassRole"]
+    assert pass_role["Resource"] == arn_of(scheduler_role_id)
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+    secrets_key = api["Properties"]["Environment"]["Variables"]["KMS_KEY_ID"]
+    assert secrets_key != table_key(dev.template)
+    for action in ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"):
+        assert secrets_key in allowed(statements, action)
+
+
+def test_dispatcher_task_response_policy_avoids_a_cycle(dev: Synth) -> None:
+    dispatcher_id, dispatcher = function(dev.template, "dispatcher")
+    role_id = function_role(dev.template, "dispatcher")
+    policies = {
+        policy_id: policy
+        for policy_id, policy in dev.template.find_resources("AWS::IAM::Policy").items()
+        if policy["Properties"]["Roles"] == [ref(role_id)]
+        and policy["Properties"]["PolicyDocument"]["Statement"]
+        == [
+            {
+                "Action": ["states:SendTaskFailure", "states:SendTaskSuccess"],
+                "Effect": "Allow",
+                "Resource": "*",
+            }
+        ]
+    }
+    assert len(policies) == 1, "a standalone policy holds exactly the task-token actions"
+    policy_id = next(iter(policies))
+    # The function must not wait for that policy (the state machine, which invokes it, does).
+    assert policy_id not in dispatcher.get("DependsOn", [])
+    _, state_machine = only(dev.template, "AWS::StepFunctions::StateMachine")
+    assert policy_id in state_machine["DependsOn"]
+    secrets_key = dispatcher["Properties"]["Environment"]["Variables"]["KMS_KEY_ID"]
+    statements = role_statements(dev.template, role_id)
+    assert secrets_key in allowed(statements, "kms:Decrypt")
+    assert secrets_key not in allowed(statements, "kms:Encrypt")
+    public_url = json.dumps(dispatcher["Properties"]["Environment"]["Variables"]["PUBLIC_API_URL"])
+    http_api_id, _ = only(dev.template, "AWS::ApiGatewayV2::Api")
+    assert http_api_id in public_url and "execute-api" in public_url
+    assert dispatcher_id
+
+
+@pytest.mark.parametrize("name", ["run_failure", "expiry", "reconcile"])
+def test_orchestration_functions_may_delete_run_schedules(dev: Synth, name: str) -> None:
+    statements = role_statements(dev.template, function_role(dev.template, name))
+    [schedules] = allowed(statements, "scheduler:DeleteSchedule")
+    group_id, _ = only(dev.template, "AWS::Scheduler::ScheduleGroup")
+    assert ":schedule/" in json.dumps(schedules) and group_id in json.dumps(schedules)
+    assert not allowed(statements, "scheduler:CreateSchedule")
+
+
+def test_expiry_may_stop_run_executions(dev: Synth) -> None:
+    statements = role_statements(dev.template, function_role(dev.template, "expiry"))
+    state_machine_id, _ = only(dev.template, "AWS::StepFunctions::StateMachine")
+    [executions] = allowed(statements, "states:StopExecution")
+    assert ":execution:" in json.dumps(executions) and state_machine_id in json.dumps(executions)
+
+
+# --- state machine -------------------------------------------------------------------------------------
+
+
+def test_state_machine_configuration(dev: Synth) -> None:
+    state_machine_id, state_machine = only(dev.template, "AWS::StepFunctions::StateMachine")
+    props = state_machine["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    [destination] = props["LoggingConfiguration"]["Destinations"]
+    log_group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    assert "RetentionInDays" in dev.template.to_json()["Resources"][log_group_id]["Properties"]
+    dispatcher_id, _ = function(dev.template, "dispatcher")
+    run_failure_id, _ = function(dev.template, "run_failure")
+    assert props["DefinitionSubstitutions"] == {
+        "DispatcherFunctionArn": arn_of(dispatcher_id),
+        "RunFailureFunctionArn": arn_of(run_failure_id),
+    }
+    role_id = props["RoleArn"]["Fn::GetAtt"][0]
+    invocable = allowed(role_statements(dev.template, role_id), "lambda:InvokeFunction")
+    assert sorted(map(json.dumps, invocable)) == sorted(
+        map(json.dumps, [arn_of(dispatcher_id), arn_of(run_failure_id)])
+    )
+    assert state_machine_id
+
+
+def test_state_machine_definition(dev: Synth) -> None:
+    _, state_machine = only(dev.template, "AWS::StepFunctions::StateMachine")
+    props = state_machine["Properties"]
+    # from_file ships the ASL as an asset; read the staged copy the template points at.
+    staged = dev.outdir / f"asset.{props['DefinitionS3Location']['Key']}"
+    text = staged.read_text()
+    assert text == (PROJECT_ROOT / "functions/ksflow/orchestration/run_workflow.asl.json").read_text()
+    assert set(re.findall(r"\$\{(\w+)\}", text)) == set(props["DefinitionSubstitutions"])
+    states = json.loads(text)["States"]
+    callback_task = "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    [wait] = [s for s in states.values() if s.get("Resource") == callback_task]
+    assert wait["Parameters"]["FunctionName"] == "${DispatcherFunctionArn}"
+    assert wait["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
+    assert "TimeoutSecondsPath" in wait
+    assert any(catch["Next"] in states for catch in wait["Catch"])
+
+
+# --- scheduler and reconciliation ----------------------------------------------------------------------
+
+
+def test_scheduler_group_role_and_dead_letter_queue(dev: Synth) -> None:
+    group_id, _ = only(dev.template, "AWS::Scheduler::ScheduleGroup")
+    role_id, role = scheduler_role(dev.template)
+    [trust] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert trust["Condition"]["ArnEquals"] == {"aws:SourceArn": arn_of(group_id)}
+
+    statements = role_statements(dev.template, role_id)
+    expiry_id, _ = function(dev.template, "expiry")
+    assert allowed(statements, "lambda:InvokeFunction") == [arn_of(expiry_id)]
+    [dlq_arn] = allowed(statements, "sqs:SendMessage")
+    dlq_id = dlq_arn["Fn::GetAtt"][0]
+    actions = {a for s in statements for a in as_list(s["Action"])}
+    assert actions == {"lambda:InvokeFunction", "sqs:SendMessage"}
+
+    _, api = function(dev.template, "api")
+    variables = api["Properties"]["Environment"]["Variables"]
+    assert variables["SCHEDULER_DLQ_ARN"] == arn_of(dlq_id)
+    assert variables["SCHEDULER_ROLE_ARN"] == arn_of(role_id)
+    assert variables["SCHEDULER_GROUP_NAME"] == ref(group_id)
+    assert variables["EXPIRY_FUNCTION_ARN"] == arn_of(expiry_id)
+    assert_queue_encrypted_and_tls_only(dev.template, dlq_id)
+
+
+def test_execution_status_rule_reconciles_abnormal_ends(dev: Synth) -> None:
+    state_machine_id, _ = only(dev.template, "AWS::StepFunctions::StateMachine")
+    _, rule = only(dev.template, "AWS::Events::Rule")
+    assert rule["Properties"]["EventPattern"] == {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"status": ["FAILED", "TIMED_OUT", "ABORTED"], "stateMachineArn": [ref(state_machine_id)]},
+    }
+    [target] = rule["Properties"]["Targets"]
+    reconcile_id, _ = function(dev.template, "reconcile")
+    assert target["Arn"] == arn_of(reconcile_id)
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    dlq_id = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    assert_queue_encrypted_and_tls_only(dev.template, dlq_id)
+
+
+def assert_queue_encrypted_and_tls_only(template: Template, queue_id: str) -> None:
+    queue = template.to_json()["Resources"][queue_id]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    assert queue["Properties"].get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue["Properties"]
+    policies = [
+        p
+        for p in template.find_resources("AWS::SQS::QueuePolicy").values()
+        if ref(queue_id) in p["Properties"]["Queues"]
+    ]
+    statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    assert any(
+        s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+    )
+
+
+# --- HTTP API ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_fixture", ["dev", "prod"])
+def test_http_api_catch_all_route_and_throttling(request: pytest.FixtureRequest, env_fixture: str) -> None:
+    synth: Synth = request.getfixturevalue(env_fixture)
+    template = synth.template
+    api_id, api = only(template, "AWS::ApiGatewayV2::Api")
+    assert api["Properties"]["ProtocolType"] == "HTTP"
+    _, route = only(template, "AWS::ApiGatewayV2::Route")
+    assert route["Properties"]["RouteKey"] == "$default"
+    # Authentication is done in the handler (API keys, webhook signatures, public OpenAPI document).
+    assert route["Properties"].get("AuthorizationType", "NONE") == "NONE"
+    _, integration = only(template, "AWS::ApiGatewayV2::Integration")
+    api_fn_id, _ = function(template, "api")
+    assert integration["Properties"]["IntegrationType"] == "AWS_PROXY"
+    assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+    assert integration["Properties"]["IntegrationUri"] == arn_of(api_fn_id)
+    _, stage = only(template, "AWS::ApiGatewayV2::Stage")
+    props = stage["Properties"]
+    assert props["ApiId"] == ref(api_id)
+    assert props["StageName"] == "$default"
+    assert props["AutoDeploy"] is True
+    assert props["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": synth.settings["throttle_rate_limit"],
+        "ThrottlingBurstLimit": synth.settings["throttle_burst_limit"],
+    }
+    access_log_group_id = props["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0]
+    assert "RetentionInDays" in template.to_json()["Resources"][access_log_group_id]["Properties"]
+    assert "$context.requestId" in props["AccessLogSettings"]["Format"]
+
+
+def test_outputs(dev: Synth) -> None:
+    outputs = dev.template.find_outputs("*")
+    assert {"ApiUrl", "TableName", "StateMachineArn", "Region"} <= set(outputs)
+    assert outputs["Region"]["Value"] == {"Ref": "AWS::Region"}
+
+
+def test_every_log_group_has_retention(dev: Synth) -> None:
+    log_groups = dev.template.find_resources("AWS::Logs::LogGroup")
+    assert len(log_groups) == 7  # five functions, the state machine, API access logs
+    assert all("RetentionInDays" in lg["Properties"] for lg in log_groups.values())
+
+
+# --- cdk-nag -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_fixture", ["dev", "prod"])
+def test_no_unacknowledged_nag_findings(request: pytest.FixtureRequest, env_fixture: str) -> None:
+    synth: Synth = request.getfixturevalue(env_fixture)
+    annotations = Annotations.from_stack(synth.stack)
+    findings = Match.string_like_regexp("AwsSolutions-.*")
+    errors = annotations.find_error("*", findings)
+    warnings = annotations.find_warning("*", findings)
+    assert not errors, [e.entry.data for e in errors]
+    assert not warnings, [w.entry.data for w in warnings]

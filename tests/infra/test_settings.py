@@ -1,0 +1,42 @@
+"""Environment selection from the CDK context."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import pytest
+
+from infra.settings import bundle_dependencies, environment_settings
+
+
+def app(**context: object) -> cdk.App:
+    environments = {
+        "dev": {
+            "removal_policy": "destroy",
+            "deletion_protection": False,
+            "log_retention": "two_weeks",
+            "throttle_rate_limit": 5,
+            "throttle_burst_limit": 10,
+            "expiry_grace_seconds": 60,
+        }
+    }
+    return cdk.App(context={"environments": environments, **context})
+
+
+def test_defaults_to_dev() -> None:
+    settings = environment_settings(app().node)
+    assert settings.name == "dev"
+    assert settings.removal_policy == cdk.RemovalPolicy.DESTROY
+    assert not settings.retain
+
+
+def test_unknown_environment_is_rejected() -> None:
+    with pytest.raises(ValueError, match="staging"):
+        environment_settings(app(env="staging").node)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, True), (True, True), ("true", True), (False, False), ("false", False)]
+)
+def test_bundle_dependencies_flag(value: object, expected: bool) -> None:
+    context = {} if value is None else {"bundle_dependencies": value}
+    assert bundle_dependencies(app(**context).node) is expected
