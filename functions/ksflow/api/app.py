@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-from ksflow.api import definitions, knowledge, runs
+from ksflow.api import definitions, knowledge, permissions, runs, users, workflows
 from ksflow.errors import ApiError
 from ksflow.observability import logger
 
@@ -20,7 +20,8 @@ app.configure_openapi(
     security_schemes={"bearer": HTTPBearer(description="API key, `Authorization: Bearer sk-...`")},
     security=[{"bearer": []}],
 )
-for router in (knowledge.router, definitions.router, runs.router):
+for router in (knowledge.router, definitions.router, runs.router, workflows.router, users.router,
+               permissions.router):
     app.include_router(router)
 
 

@@ -9,16 +9,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ksflow.observability import logger, metrics, tracer
 from ksflow.orchestration import executions
 from ksflow.workflows import run_store
-from ksflow.workflows.models import EndedBy, RunStatus
-
-RUN_EXECUTION_PREFIX = "run-"
+from ksflow.workflows.models import EndedBy, RunStatus, run_id_of
 
 
 def reconcile(detail: dict[str, Any]) -> bool:
-    name, status = str(detail.get("name", "")), str(detail.get("status", ""))
-    if not name.startswith(RUN_EXECUTION_PREFIX):
+    run_id, status = run_id_of(str(detail.get("name", ""))), str(detail.get("status", ""))
+    if run_id is None:
         return False
-    run_id = name.removeprefix(RUN_EXECUTION_PREFIX)
     message = f"Run orchestration ended unexpectedly (execution {status})"
     finished = run_store.finish(run_id, RunStatus.FAILED, message, EndedBy.RECONCILE)
     if finished is not None:

@@ -155,9 +155,17 @@ class WorkflowRun(BaseModel):
         return workflow_id_for(self.id)
 
 
+RUN_WORKFLOW_PREFIX = "run-"
+
+
 def workflow_id_for(run_id: str) -> str:
     """The run's execution name, which `/v1/workflows/{workflow_id}` takes."""
-    return f"run-{run_id}"
+    return f"{RUN_WORKFLOW_PREFIX}{run_id}"
+
+
+def run_id_of(workflow_id: str) -> str | None:
+    """The run behind a workflow id (execution name), or None if it names no run."""
+    return workflow_id.removeprefix(RUN_WORKFLOW_PREFIX) if workflow_id.startswith(RUN_WORKFLOW_PREFIX) else None
 
 
 class WorkflowRunResponse(BaseModel):

@@ -154,3 +154,20 @@ def callback(run_id: str, headers: Mapping[str, str], body: str, api_key: str | 
     executions.delete_expiry(run.id)
     return finished.status
 
+
+
+def cancel(principal: Principal, run_id: str) -> WorkflowRun:
+    """Best-effort cancel: the run is FAILED at once; its execution is ended if it still waits."""
+    run = get_visible(principal, run_id)
+    if run.status.terminal:
+        raise Conflict(f"Workflow run already finished with status {run.status.value}")
+    cancelled = run_store.finish(run.id, RunStatus.FAILED, "Run was cancelled", EndedBy.CANCEL)
+    if cancelled is None:
+        latest = get_visible(principal, run_id)
+        raise Conflict(f"Workflow run already finished with status {latest.status.value}")
+    if cancelled.task_token:
+        executions.answer_task(cancelled.task_token, {"status": "CANCELLED"})
+    else:
+        executions.stop(run.id, "Run was cancelled")
+    executions.delete_expiry(run.id)
+    return cancelled

@@ -1,0 +1,39 @@
+"""/v1/workflows/{workflow_id}: execution status and cancel, for runs (and, later, ingestions)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from ksflow.api.auth import CurrentPrincipal
+from ksflow.api.responses import documented
+from ksflow.errors import NotFound
+from ksflow.workflows import runs, status
+from ksflow.workflows.models import run_id_of
+
+router = APIGatewayHttpRouter()
+TAGS = ["workflows"]
+WorkflowId = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+def _run_id(workflow_id: str) -> str:
+    run_id = run_id_of(workflow_id)
+    if run_id is None:
+        raise NotFound("Workflow not found")
+    return run_id
+
+
+@router.get("/v1/workflows/<workflow_id>", tags=TAGS, summary="Get a workflow's execution status",
+            responses=documented(200, 404))
+def get_workflow_status(workflow_id: WorkflowId, principal: CurrentPrincipal) -> status.WorkflowStatusResponse:
+    return status.run_status(runs.get_visible(principal, _run_id(workflow_id)))
+
+
+@router.delete("/v1/workflows/<workflow_id>", tags=TAGS, summary="Cancel a workflow",
+               responses=documented(200, 404, 409))
+def cancel_workflow(workflow_id: WorkflowId, principal: CurrentPrincipal) -> status.WorkflowCancelResponse:
+    run = runs.cancel(principal, _run_id(workflow_id))
+    return status.WorkflowCancelResponse(workflow_id=run.workflow_id,
+                                         message="Cancellation requested; the run is FAILED (cancelled)")
