@@ -1,21 +1,30 @@
 """Workflow definitions: validation against the knowledge base, storage and visibility.
 
-Item: `TENANT#{tenant_id}` / `WORKFLOWDEF#{definition_id}` (`WorkflowDefinition`).
+Item: `TENANT#{tenant_id}` / `WORKFLOWDEF#{definition_id}` (`WorkflowDefinition`), plus
+`run_count`, the number of its runs, kept exact by the run writes in `run_store`.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
+
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
 
 from ksflow import aws, clock
 from ksflow.config import settings
-from ksflow.errors import Invalid, NotFound
+from ksflow.errors import Conflict, Invalid, NotFound
 from ksflow.identity.models import Principal
 from ksflow.knowledge import store as knowledge
 from ksflow.knowledge.models import PartType
-from ksflow.workflows import runner_url, secrets
+from ksflow.workflows import run_store, runner_url, secrets
 from ksflow.workflows.models import CreateWorkflowDefinitionRequest, WorkflowDefinition, WorkflowDefinitionResponse
+
+
+def _table() -> Any:
+    return aws.table(settings().table_name)
 
 
 def _key(tenant_id: str, definition_id: str) -> dict[str, str]:
@@ -56,13 +65,13 @@ def _check_runner(request: CreateWorkflowDefinitionRequest) -> None:
         raise Invalid(["body", "runner_config", "url"], str(error), "url.unsafe") from error
 
 
-def create(principal: Principal, request: CreateWorkflowDefinitionRequest) -> WorkflowDefinition:
+def _build(principal: Principal, request: CreateWorkflowDefinitionRequest, definition_id: str,
+           created_by: str, created_at: datetime) -> WorkflowDefinition:
+    """Validate a create or full-replacement request into the definition it describes."""
     _check_runner(request)
     _check_references(principal, request)
-    now = clock.now()
-    definition_id = str(uuid.uuid4())
     config = request.runner_config
-    definition = WorkflowDefinition(
+    return WorkflowDefinition(
         tenant_id=principal.tenant_id, id=definition_id, name=request.name, description=request.description,
         runner_type=request.runner_type, runner_url=config.url if config else None,
         secret_ciphertext=(
@@ -74,18 +83,88 @@ def create(principal: Principal, request: CreateWorkflowDefinitionRequest) -> Wo
         instruction_path_part_ids=[str(x) for x in request.instruction_path_part_ids],
         output_path_part_ids=[str(x) for x in request.output_path_part_ids],
         template_path_part_id=str(request.template_path_part_id) if request.template_path_part_id else None,
-        is_active=request.is_active, created_by=principal.user_id, created_at=now, updated_at=now,
+        is_active=request.is_active, created_by=created_by, created_at=created_at, updated_at=clock.now(),
     )
-    aws.table(settings().table_name).put_item(
-        Item={**_key(principal.tenant_id, definition_id), **definition.model_dump(mode="json")},
+
+
+def create(principal: Principal, request: CreateWorkflowDefinitionRequest) -> WorkflowDefinition:
+    now = clock.now()
+    definition = _build(principal, request, str(uuid.uuid4()), principal.user_id, now)
+    _table().put_item(
+        Item={**_key(principal.tenant_id, definition.id), **definition.model_dump(mode="json")},
         ConditionExpression="attribute_not_exists(pk)",
     )
     return definition
 
 
+def replace(principal: Principal, definition_id: str, request: CreateWorkflowDefinitionRequest) -> WorkflowDefinition:
+    """PUT: every field is replaced (a runner must be sent again with its secret); run history stays."""
+    current = get_visible(principal, definition_id)
+    definition = _build(principal, request, definition_id, current.created_by, current.created_at)
+    fields = definition.model_dump(mode="json", exclude={"tenant_id", "id", "created_by", "created_at", "run_count"})
+    try:
+        _table().update_item(
+            Key=_key(principal.tenant_id, definition_id),
+            UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in fields),
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={f"#{name}": name for name in fields},
+            ExpressionAttributeValues={f":{name}": value for name, value in fields.items()},
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise NotFound("Workflow definition not found") from error
+        raise
+    return definition
+
+
+def list_visible(principal: Principal) -> list[WorkflowDefinition]:
+    """The caller's definitions (all of the tenant's for OWNER/ADMIN), newest first."""
+    items: list[dict[str, Any]] = []
+    query: dict[str, Any] = {
+        "KeyConditionExpression": Key("pk").eq(f"TENANT#{principal.tenant_id}") & Key("sk").begins_with("WORKFLOWDEF#"),
+    }
+    if not principal.is_admin:
+        query["FilterExpression"] = Attr("created_by").eq(principal.user_id)
+    while True:
+        page = _table().query(**query)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            break
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    definitions = [WorkflowDefinition.model_validate(item) for item in items]
+    return sorted(definitions, key=lambda d: (d.created_at, d.id), reverse=True)
+
+
+def delete(principal: Principal, definition_id: str) -> None:
+    """Refused while a run is open; otherwise the definition and all its runs go."""
+    definition = get_visible(principal, definition_id)
+    run_count = run_count_of(principal.tenant_id, definition_id)
+    runs = run_store.list_all_for_definition(definition_id)
+    if len(runs) < run_count:
+        raise Conflict("Runs of this definition are still being recorded; retry shortly")
+    open_runs = [run for run in runs if not run.status.terminal]
+    if open_runs:
+        raise Conflict(f"Workflow definition has {len(open_runs)} run(s) still PENDING or RUNNING")
+    try:
+        # No invoke can slip in between: each one changes run_count.
+        _table().delete_item(Key=_key(principal.tenant_id, definition.id),
+                             ConditionExpression="run_count = :seen", ExpressionAttributeValues={":seen": run_count})
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise Conflict("The definition was invoked meanwhile; retry") from error
+        raise
+    run_store.delete_many(runs)
+
+
+def run_count_of(tenant_id: str, definition_id: str) -> int:
+    item = _table().get_item(Key=_key(tenant_id, definition_id), ConsistentRead=True,
+                             ProjectionExpression="run_count").get("Item")
+    return int(item.get("run_count", 0)) if item else 0
+
+
 def get_visible(principal: Principal, definition_id: str) -> WorkflowDefinition:
     """The definition if the caller may see it (its creator, or an OWNER/ADMIN); else 404."""
-    item = aws.table(settings().table_name).get_item(Key=_key(principal.tenant_id, definition_id)).get("Item")
+    item = _table().get_item(Key=_key(principal.tenant_id, definition_id)).get("Item")
     if item is None:
         raise NotFound("Workflow definition not found")
     definition = WorkflowDefinition.model_validate(item)
@@ -96,6 +175,6 @@ def get_visible(principal: Principal, definition_id: str) -> WorkflowDefinition:
 
 def response(definition: WorkflowDefinition) -> WorkflowDefinitionResponse:
     return WorkflowDefinitionResponse.model_validate({
-        **definition.model_dump(exclude={"runner_url", "secret_ciphertext"}),
+        **definition.model_dump(exclude={"runner_url", "secret_ciphertext", "run_count"}),
         "runner_config": {"url": definition.runner_url} if definition.runner_url else None,
     })

@@ -87,6 +87,7 @@ class WorkflowDefinition(BaseModel):
     created_by: str
     created_at: datetime
     updated_at: datetime
+    run_count: int = 0
 
 
 class WorkflowDefinitionResponse(BaseModel):

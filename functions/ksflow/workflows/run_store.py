@@ -4,6 +4,7 @@ Items:
 - `RUN#{run_id}` / `RUN`: the run (`WorkflowRun`), with `gsi1` = (`WORKFLOWDEF#{definition_id}`,
   `{created_at}#{run_id}`) so a definition's runs list newest first.
 - `WORKFLOWDEF#{definition_id}` / `IDEMPOTENCY#{key}`: which run an idempotency key made.
+- the definition item's `run_count`, changed in the same transaction as each run write.
 
 Every status change is a conditional write on the current status, so whichever of the
 callback, the deadline, the expiry schedule or a cancel writes first wins, and the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from ksflow import aws, clock
@@ -51,25 +53,101 @@ def _conditional_failure(error: ClientError) -> bool:
     return error.response["Error"]["Code"] in ("ConditionalCheckFailedException", "TransactionCanceledException")
 
 
+class DefinitionGone(Exception):
+    """The definition was deleted while the run was being created."""
+
+
+def _definition_key(run: WorkflowRun) -> dict[str, str]:
+    return {"pk": f"TENANT#{run.tenant_id}", "sk": f"WORKFLOWDEF#{run.workflow_definition_id}"}
+
+
+def _count_run(table_name: str, run: WorkflowRun, delta: int) -> dict[str, Any]:
+    """Keeps the definition's run total exact, so listing never counts runs."""
+    return {"Update": {"TableName": table_name, "Key": _definition_key(run),
+                       "UpdateExpression": "ADD run_count :delta", "ConditionExpression": "attribute_exists(pk)",
+                       "ExpressionAttributeValues": {":delta": delta}}}
+
+
 def insert(run: WorkflowRun) -> None:
-    """Write a new run and, atomically, its idempotency claim."""
+    """Write a new run, its idempotency claim and its definition's run count in one transaction."""
     table = _table()
-    put_run = {"Put": {"TableName": table.name, "Item": _run_item(run),
-                       "ConditionExpression": "attribute_not_exists(pk)"}}
-    if run.idempotency_key is None:
-        table.put_item(**{k: v for k, v in put_run["Put"].items() if k != "TableName"})
-        return
-    claim = {**claim_key(run.workflow_definition_id, run.idempotency_key), "run_id": run.id,
-             "tenant_id": run.tenant_id}
+    writes = [
+        {"Put": {"TableName": table.name, "Item": _run_item(run), "ConditionExpression": "attribute_not_exists(pk)"}},
+        _count_run(table.name, run, 1),
+    ]
+    if run.idempotency_key is not None:
+        claim = {**claim_key(run.workflow_definition_id, run.idempotency_key), "run_id": run.id,
+                 "tenant_id": run.tenant_id}
+        writes.append({"Put": {"TableName": table.name, "Item": claim,
+                               "ConditionExpression": "attribute_not_exists(pk)"}})
     try:
-        table.meta.client.transact_write_items(TransactItems=[
-            {"Put": {"TableName": table.name, "Item": claim, "ConditionExpression": "attribute_not_exists(pk)"}},
-            put_run,
-        ])
+        table.meta.client.transact_write_items(TransactItems=writes)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "TransactionCanceledException":
+            raise
+        reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+        if len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":
+            raise DuplicateIdempotencyKey(run.idempotency_key or "") from error
+        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            raise DefinitionGone(run.workflow_definition_id) from error
+        raise
+
+
+def _gsi_query(definition_id: str, limit: int | None) -> list[dict[str, Any]]:
+    """Runs of a definition, newest first, reading no more than `limit` items when given."""
+    query: dict[str, Any] = {"IndexName": "gsi1", "ScanIndexForward": False,
+                             "KeyConditionExpression": Key("gsi1pk").eq(f"WORKFLOWDEF#{definition_id}")}
+    items: list[dict[str, Any]] = []
+    while True:
+        if limit is not None:
+            query["Limit"] = limit - len(items)
+        page = _table().query(**query)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page or (limit is not None and len(items) >= limit):
+            return items
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def list_page(definition_id: str, limit: int, offset: int) -> list[WorkflowRun]:
+    return [WorkflowRun.model_validate(item) for item in _gsi_query(definition_id, offset + limit)[offset:]]
+
+
+def list_all_for_definition(definition_id: str) -> list[WorkflowRun]:
+    return [WorkflowRun.model_validate(item) for item in _gsi_query(definition_id, None)]
+
+
+def _claim_delete(table_name: str, run: WorkflowRun) -> dict[str, Any]:
+    """Frees the run's idempotency key, unless another run holds it by now."""
+    return {"Delete": {"TableName": table_name, "Key": claim_key(run.workflow_definition_id, run.idempotency_key or ""),
+                       "ConditionExpression": "attribute_not_exists(pk) OR run_id = :run",
+                       "ExpressionAttributeValues": {":run": run.id}}}
+
+
+def delete(run: WorkflowRun) -> bool:
+    """Remove a run record (its execution is left alone) and free its idempotency key."""
+    table = _table()
+    writes: list[dict[str, Any]] = [
+        {"Delete": {"TableName": table.name, "Key": run_key(run.id), "ConditionExpression": "attribute_exists(pk)"}},
+        _count_run(table.name, run, -1),
+    ]
+    if run.idempotency_key is not None:
+        writes.append(_claim_delete(table.name, run))
+    try:
+        table.meta.client.transact_write_items(TransactItems=writes)
     except ClientError as error:
         if _conditional_failure(error):
-            raise DuplicateIdempotencyKey(run.idempotency_key) from error
+            return False
         raise
+    return True
+
+
+def delete_many(runs: list[WorkflowRun]) -> None:
+    """Remove the runs of a deleted definition with their idempotency claims."""
+    with _table().batch_writer() as batch:
+        for run in runs:
+            batch.delete_item(Key=run_key(run.id))
+            if run.idempotency_key is not None:
+                batch.delete_item(Key=claim_key(run.workflow_definition_id, run.idempotency_key))
 
 
 def claimed_run_id(definition_id: str, idempotency_key: str) -> str | None:

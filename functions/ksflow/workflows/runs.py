@@ -78,6 +78,9 @@ def invoke(principal: Principal, definition_id: str, idempotency_key: str | None
     executions.schedule_expiry(run.id, executions.expiry_time(deadline))
     try:
         run_store.insert(run)
+    except run_store.DefinitionGone:
+        executions.delete_expiry(run.id)
+        raise NotFound("Workflow definition not found") from None
     except run_store.DuplicateIdempotencyKey:
         executions.delete_expiry(run.id)
         existing = _existing_run(definition, idempotency_key or "")
@@ -98,6 +101,19 @@ def _visible(principal: Principal, run: WorkflowRun | None) -> WorkflowRun:
 
 def get_visible(principal: Principal, run_id: str) -> WorkflowRun:
     return _visible(principal, run_store.get(run_id))
+
+
+def list_for_definition(principal: Principal, definition_id: str, limit: int,
+                        offset: int) -> tuple[list[WorkflowRun], int]:
+    """A page of the definition's runs, newest first, and their total."""
+    definition = definitions.get_visible(principal, definition_id)
+    return run_store.list_page(definition_id, limit, offset), definition.run_count
+
+
+def delete(principal: Principal, run_id: str) -> None:
+    """Remove the record and free its idempotency key; an execution still going is left alone."""
+    if not run_store.delete(get_visible(principal, run_id)):
+        raise NotFound("Workflow run not found")
 
 
 def _authenticate_callback(run: WorkflowRun, headers: Mapping[str, str], body: str,
