@@ -63,5 +63,9 @@ cfn-lint: $(STAMP)
 	$(CFN_LINT) cdk.out/*.template.json
 # --- end CDK ---
 
+# Counts AWS calls, state transitions and Lambda invocations per operation; writes .bench/results.json.
+bench: $(STAMP)
+	$(BIN)/python -W ignore -m benchmarks.cost
+
 clean:
 	rm -rf $(VENV) cdk.out .local .bench node_modules .build

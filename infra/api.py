@@ -14,13 +14,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
-from ksflow import catalog
 
 from infra import nag
 from infra.data import Data
 from infra.function import KsflowFunction
 from infra.orchestration import Orchestration, task_response_policy
 from infra.settings import EnvironmentSettings
+from ksflow import catalog
 
 # HTTP API ($context) variables; never headers, so credentials and signatures stay out of the logs.
 ACCESS_LOG_FORMAT = {

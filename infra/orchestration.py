@@ -15,12 +15,12 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
-from ksflow import catalog
 
 from infra import nag
 from infra.data import Data
 from infra.function import KsflowFunction
 from infra.settings import EnvironmentSettings
+from ksflow import catalog
 
 ABNORMAL_EXECUTION_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
 

@@ -9,13 +9,13 @@ import aws_cdk as cdk
 from aws_cdk import Aws, CfnOutput, Stack, Tags
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
-from ksflow import catalog
 
 from infra.api import Api
 from infra.data import Data
 from infra.lambda_asset import lambda_code
 from infra.orchestration import Orchestration
 from infra.settings import bundle_dependencies, environment_settings
+from ksflow import catalog
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RUN_WORKFLOW_ASL = PROJECT_ROOT / "functions" / "ksflow" / "orchestration" / catalog.RUN_STATE_MACHINE_FILE

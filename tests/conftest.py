@@ -20,6 +20,8 @@ os.environ.update({
 for _name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
     os.environ.pop(_name, None)
 
+from moto import mock_aws  # noqa: E402
+
 from ksflow import aws  # noqa: E402
 from ksflow.api.handler import lambda_handler  # noqa: E402
 from ksflow.identity import store as identity  # noqa: E402
@@ -28,7 +30,6 @@ from ksflow.local import gateway, lambda_runtime, provision  # noqa: E402
 from ksflow.local.lambda_runtime import LocalContext  # noqa: E402
 from ksflow.runner import example  # noqa: E402
 from ksflow.workflows import secrets  # noqa: E402
-from moto import mock_aws  # noqa: E402
 
 RUNNER_SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seQ=="
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from ksflow.local.stack import free_port
 
 KSFLOW = str(Path(sys.executable).with_name("ksflow"))

@@ -8,10 +8,10 @@ from typing import Any
 
 import boto3
 import pytest
+
 from ksflow.identity.models import CreatedTenant
 from ksflow.local import scheduler
 from ksflow.orchestration import reconcile
-
 from tests.conftest import call_api, definition_body, shorten_time_limit
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import boto3
 from boto3.dynamodb.conditions import Key
+
 from ksflow import aws
 from ksflow.identity.models import CreatedTenant
-
 from tests.conftest import Runner, call_api, definition_body, shorten_time_limit, wait_for
 
 

@@ -1,0 +1,1 @@
+"""Cost benchmarks: AWS round trips, state transitions and Lambda invocations per operation."""
