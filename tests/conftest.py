@@ -34,6 +34,9 @@ from ksflow.workflows import secrets  # noqa: E402
 RUNNER_SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seQ=="
 
 
+api_handler = lambda_runtime.one_at_a_time(lambda_handler)
+
+
 @dataclass
 class Response:
     status: int
@@ -49,7 +52,7 @@ def call_api(method: str, path: str, body: Any = None, api_key: str | None = Non
         all_headers["authorization"] = f"Bearer {api_key}"
     payload = raw_body if raw_body is not None else (json.dumps(body) if body is not None else "")
     event = gateway.to_event(method, path, all_headers, payload.encode(), "127.0.0.1")
-    result = lambda_handler(event, LocalContext(function_name="ksflow-Api", timeout_seconds=30))
+    result = api_handler(event, LocalContext(function_name="ksflow-Api", timeout_seconds=30))
     text = result.get("body") or ""
     return Response(result["statusCode"], json.loads(text) if text else None, result.get("headers") or {})
 
@@ -163,7 +166,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20, interval: float 
 @pytest.fixture
 def api_server(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The API on a loopback port, so runners can call back; dispatches carry its URL."""
-    server = gateway.make_server("127.0.0.1", 0, lambda_handler)
+    server = gateway.make_server("127.0.0.1", 0, api_handler)
     url = f"http://127.0.0.1:{server.server_address[1]}"
     monkeypatch.setenv("PUBLIC_API_URL", url)
     threading.Thread(target=server.serve_forever, daemon=True).start()

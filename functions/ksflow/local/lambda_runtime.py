@@ -15,6 +15,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,21 @@ class LocalContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
+
+
+def one_at_a_time(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """Serve one event at a time, as a single Lambda execution environment does.
+
+    Handlers keep per-invocation state in module globals (the Powertools resolver's current
+    event, the logger's keys), which Lambda never shares between concurrent requests.
+    """
+    lock = threading.Lock()
+
+    def serialized(event: Any, context: Any) -> Any:
+        with lock:
+            return handler(event, context)
+
+    return serialized
 
 
 def call_handler(handler_path: str, event: Any, context: LocalContext) -> Any:

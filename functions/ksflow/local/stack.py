@@ -71,7 +71,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, moto_port: int | None = Non
     import boto3
 
     from ksflow.identity import store as identity
-    from ksflow.local import gateway, provision, scheduler
+    from ksflow.local import gateway, lambda_runtime, provision, scheduler
 
     api_url = f"http://localhost:{port}"
     env = provision.provision(allow_loopback_runners=True, public_api_url=api_url,
@@ -89,7 +89,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, moto_port: int | None = Non
     scheduler.start(boto3.client("scheduler"), boto3.client("lambda"), env["SCHEDULER_GROUP_NAME"], stop)
     from ksflow.api.handler import lambda_handler
 
-    server = gateway.make_server(host, port, lambda_handler)
+    server = gateway.make_server(host, port, lambda_runtime.one_at_a_time(lambda_handler))
     threading.Thread(target=server.serve_forever, name="gateway", daemon=True).start()
 
     def shutdown(*_: Any) -> None:
