@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv run test test-fast lint synth bench clean
+.PHONY: venv run test lint bench fuzz clean
 
 # The virtualenv is rebuilt whenever the dependency files or the package metadata change.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -66,6 +66,10 @@ cfn-lint: $(STAMP)
 # Counts AWS calls, state transitions and Lambda invocations per operation; writes .bench/results.json.
 bench: $(STAMP)
 	$(BIN)/python -W ignore -m benchmarks.cost
+
+# Schema-driven fuzzing of the local stack's OpenAPI document (no 5xx, no undocumented responses).
+fuzz: $(STAMP)
+	scripts/fuzz.sh
 
 clean:
 	rm -rf $(VENV) cdk.out .local .bench node_modules .build

@@ -49,8 +49,24 @@ def openapi_document():  # no return annotation: it would enter the OpenAPI sche
                     body=app.get_openapi_json_schema())
 
 
+@app.exception_handler(UnicodeDecodeError)
+def handle_undecodable_body(_: UnicodeDecodeError) -> Response:
+    return json_response(422, {"detail": [{"loc": ["body"], "msg": "Body is not valid UTF-8 JSON",
+                                           "type": "json_invalid"}]})
+
+
+def _methods_for(path: str) -> list[str]:
+    # Powertools answers an unknown method on a known path with 404; the route table tells 405 apart.
+    routes = [*app._static_routes, *app._dynamic_routes]
+    return sorted({route.method for route in routes if route.rule.match(path)})
+
+
 @app.not_found
 def route_not_found(_: Exception) -> Response:
+    allowed = _methods_for(app.current_event.path)
+    if allowed:
+        return Response(status_code=405, content_type=content_types.APPLICATION_JSON,
+                        body={"detail": "Method Not Allowed"}, headers={"Allow": ", ".join(allowed)})
     return json_response(404, {"detail": "Not Found"})
 
 

@@ -31,6 +31,7 @@ _DESCRIPTIONS = {
     404: "Not found (or not visible to this tenant or user)",
     409: "Conflicts with the current state",
     413: "Request body too large",
+    415: "Request body is not application/json",
     422: "Validation error",
 }
 
@@ -38,12 +39,12 @@ _DESCRIPTIONS = {
 def documented(success: int, *errors: int) -> dict[int, OpenAPIResponse]:
     """The route's success response (its return annotation's schema) and the errors it can give.
 
-    Every authenticated route can answer 401; every route can answer 413 and 422.
+    Every authenticated route can answer 401; every route can answer 413, 415 and 422.
     """
     responses: dict[int, OpenAPIResponse] = {
         success: {"description": "Successful Response", **({"content": {}} if success == 204 else {})},
     }
-    for code in sorted({401, 413, 422, *errors}):
+    for code in sorted({401, 413, 415, 422, *errors}):
         model: Any = ValidationErrorResponse if code == 422 else ErrorResponse
         responses[code] = {"description": _DESCRIPTIONS[code], "content": {"application/json": {"model": model}}}
     return responses
