@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ksflow import clock
 from ksflow.config import settings
-from ksflow.observability import logger, metrics, tracer
+from ksflow.observability import follow_run, logger, metrics, tracer
 from ksflow.orchestration import delivery, executions
 from ksflow.workflows import run_store, runner_url, secrets, webhooks
 from ksflow.workflows.models import WorkflowRun, run_response
@@ -48,6 +48,7 @@ def dispatch(run_id: str, task_token: str, context: LambdaContext) -> str:
         # Ended (callback, cancel, expiry) or deleted before dispatch: end the wait now.
         executions.answer_task(task_token, {"status": "ENDED_BEFORE_DISPATCH"})
         return "skipped"
+    follow_run(run)
     try:
         runner_url.check(run.runner_url, allow_loopback=settings().allow_loopback_runners, require_resolution=True)
     except runner_url.UnsafeRunnerUrl as error:
@@ -58,15 +59,18 @@ def dispatch(run_id: str, task_token: str, context: LambdaContext) -> str:
 
     def headers() -> dict[str, str]:
         return {"Content-Type": "application/json", "User-Agent": "ksflow-dispatcher",
+                "X-Correlation-Id": run.correlation_id or run.id,
                 **webhooks.sign_headers(secret, message_id, clock.now(), body.decode())}
 
     outcome = delivery.deliver(run.runner_url, body, headers, seconds_left=lambda: _seconds_left(run, context))
     metrics.add_metric(name="DispatchAttempts", unit="Count", value=outcome.attempts)
     if not outcome.accepted:
         metrics.add_metric(name="DispatchFailed", unit="Count", value=1)
+        logger.warning("Dispatch failed", extra={"attempts": outcome.attempts, "reason": outcome.error})
         raise DispatchFailed(outcome.error or "Runner did not accept the dispatch")
     run_store.mark_running(run.id)
     metrics.add_metric(name="DispatchAccepted", unit="Count", value=1)
+    logger.info("Dispatch accepted", extra={"attempts": outcome.attempts})
     return "dispatched"
 
 
@@ -75,5 +79,4 @@ def dispatch(run_id: str, task_token: str, context: LambdaContext) -> str:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     logger.append_keys(run_id=event["run_id"])
-    logger.set_correlation_id(event["run_id"])
     return {"result": dispatch(event["run_id"], event["task_token"], context)}

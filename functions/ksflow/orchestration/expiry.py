@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ksflow import clock
-from ksflow.observability import logger, metrics, tracer
+from ksflow.observability import follow_run, logger, metrics, tracer
 from ksflow.orchestration import executions
 from ksflow.workflows import run_store
 from ksflow.workflows.models import EndedBy, RunStatus
@@ -17,12 +17,13 @@ def expire(run_id: str) -> bool:
     run = run_store.get(run_id)
     if run is None or run.status.terminal or run.deadline > clock.now():
         return False
+    follow_run(run)
     message = (f"Run exceeded its time limit of {run.run_snapshot.max_run_duration_seconds} seconds "
                "(max_run_duration_seconds) and was expired")
     finished = run_store.finish(run_id, RunStatus.FAILED, message, EndedBy.EXPIRY)
     if finished is None:
         return False
-    metrics.add_metric(name="RunsExpired", unit="Count", value=1)
+    logger.warning("Run expired by its schedule", extra={"status_before": run.status.value})
     executions.stop(run_id, message)
     return True
 
@@ -31,5 +32,4 @@ def expire(run_id: str) -> bool:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
-    logger.set_correlation_id(event["run_id"])
     return {"expired": expire(event["run_id"])}

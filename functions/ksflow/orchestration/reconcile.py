@@ -19,7 +19,7 @@ def reconcile(detail: dict[str, Any]) -> bool:
     message = f"Run orchestration ended unexpectedly (execution {status})"
     finished = run_store.finish(run_id, RunStatus.FAILED, message, EndedBy.RECONCILE)
     if finished is not None:
-        metrics.add_metric(name="RunsReconciled", unit="Count", value=1)
+        logger.warning("Run reconciled after its execution ended", extra={"run_id": run_id, "status": status})
         executions.delete_expiry(run_id)
     return finished is not None
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ksflow.observability import logger, metrics, tracer
+from ksflow.observability import follow_run, logger, metrics, tracer
 from ksflow.orchestration import executions
 from ksflow.workflows import run_store
 from ksflow.workflows.models import EndedBy, RunStatus
@@ -34,10 +34,11 @@ def fail_run(run_id: str, failure: dict[str, Any]) -> bool:
     run = run_store.get(run_id)
     if run is None or run.status.terminal:
         return False
+    follow_run(run)
     message, ended_by = describe(failure, run.run_snapshot.max_run_duration_seconds)
     finished = run_store.finish(run_id, RunStatus.FAILED, message, ended_by)
     if finished is not None:
-        metrics.add_metric(name=f"RunsFailed{ended_by.value.title()}", unit="Count", value=1)
+        logger.info("Run failed", extra={"reason": ended_by.value})
         executions.delete_expiry(run_id)
     return finished is not None
 
@@ -46,5 +47,4 @@ def fail_run(run_id: str, failure: dict[str, Any]) -> bool:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
-    logger.set_correlation_id(event["run_id"])
     return {"failed": fail_run(event["run_id"], event.get("failure") or {})}

@@ -148,6 +148,7 @@ class WorkflowRun(BaseModel):
     secret_ciphertext: str
     idempotency_key: str | None = None
     task_token: str | None = None
+    correlation_id: str | None = None
     created_at: datetime
     updated_at: datetime
 

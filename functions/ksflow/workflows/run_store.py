@@ -18,7 +18,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from ksflow import aws, clock
+from ksflow import aws, clock, observability
 from ksflow.config import settings
 from ksflow.workflows.models import EndedBy, RunStatus, WorkflowRun
 
@@ -198,7 +198,10 @@ def mark_running(run_id: str) -> bool:
 
 
 def finish(run_id: str, status: RunStatus, error: str | None, ended_by: EndedBy) -> WorkflowRun | None:
-    """Write a terminal status if the run is still open; the written run, or None if it lost."""
+    """Write a terminal status if the run is still open; the written run, or None if it lost.
+
+    Every ending passes through here exactly once, so this is also where outcomes are counted.
+    """
     now = clock.iso(clock.now())
     values: dict[str, Any] = {":status": status.value, ":now": now, ":by": ended_by.value,
                               ":pending": OPEN_STATUSES[0], ":running": OPEN_STATUSES[1]}
@@ -219,4 +222,6 @@ def finish(run_id: str, status: RunStatus, error: str | None, ended_by: EndedBy)
         if _conditional_failure(failure):
             return None
         raise
-    return WorkflowRun.model_validate(response["Attributes"])
+    finished = WorkflowRun.model_validate(response["Attributes"])
+    observability.run_ended(finished)
+    return finished

