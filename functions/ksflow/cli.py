@@ -11,17 +11,39 @@ from pathlib import Path
 DEFAULT_RUNNER_SECRET_ENV = "KSFLOW_WEBHOOK_SECRET"
 
 
+def table_from_stack(stack_name: str) -> tuple[str, str]:
+    """The table name and region a deployed stack reports in its outputs."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    try:
+        stacks = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as error:
+        sys.exit(f"Stack {stack_name!r} not found: {error.response['Error']['Message']}")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    if "TableName" not in outputs:
+        sys.exit(f"Stack {stack_name!r} has no TableName output; is it a ksflow stack?")
+    return outputs["TableName"], outputs.get("Region", "")
+
+
 def _target_aws(args: argparse.Namespace) -> None:
-    """Aim the admin commands at a deployed table, or else at the running local stack."""
+    """Aim the admin commands at a deployed stack or table, or else at the running local stack."""
+    if args.region:
+        os.environ["AWS_DEFAULT_REGION"] = args.region
+    if args.stack_name:
+        table_name, region = table_from_stack(args.stack_name)
+        os.environ["TABLE_NAME"] = table_name
+        if region and not args.region:
+            os.environ["AWS_DEFAULT_REGION"] = region
+        return
     if args.table_name:
         os.environ["TABLE_NAME"] = args.table_name
-        if args.region:
-            os.environ["AWS_DEFAULT_REGION"] = args.region
         return
     from ksflow.local.stack import STACK_FILE
 
     if not Path(STACK_FILE).exists():
-        sys.exit("No --table-name given and no local stack found (.local/stack.json); start one with `make run`.")
+        sys.exit("No --stack-name or --table-name given and no local stack found (.local/stack.json); "
+                 "start one with `make run`.")
     local = json.loads(Path(STACK_FILE).read_text())
     os.environ.update({"TABLE_NAME": local["table_name"], "AWS_DEFAULT_REGION": local["region"],
                        "AWS_ENDPOINT_URL": local["aws_endpoint_url"],
@@ -56,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
 
     admin = commands.add_parser("admin", help="operator commands against the local stack or a deployed table")
     admin.add_argument("--region", help="AWS region of a deployed stack")
-    admin.add_argument("--table-name", help="DynamoDB table of a deployed stack")
+    target = admin.add_mutually_exclusive_group()
+    target.add_argument("--stack-name", help="a deployed ksflow stack (its TableName output is used), e.g. ksflow-prod")
+    target.add_argument("--table-name", help="DynamoDB table of a deployed stack")
     admin_commands = admin.add_subparsers(dest="admin_command", required=True)
     tenant = admin_commands.add_parser("create-tenant", help="create a tenant, its root folder and first OWNER")
     tenant.add_argument("--name", required=True)
