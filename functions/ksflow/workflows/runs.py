@@ -142,7 +142,7 @@ class CallbackConflict(Conflict):
 
 def _outcome(run: WorkflowRun, requested: RunStatus) -> RunStatus:
     """A repeat of the runner's own report is accepted; anything else after the end conflicts."""
-    if True:
+    if run.status == requested and run.ended_by == EndedBy.CALLBACK:
         return run.status
     raise CallbackConflict(run)
 
