@@ -34,13 +34,14 @@ lint: $(STAMP)
 # --- CDK (synth target owned by infra/) ---
 # `make synth [ENV=prod]`: offline synth into cdk.out/ (cdk-nag runs inside the app), then cfn-lint.
 ENV ?= dev
+ALARM_EMAIL ?=
 NPX := npx --no-install
 NODE_MODULES := node_modules/.package-lock.json
 RUN_WORKFLOW_ASL := functions/ksflow/orchestration/run_workflow.asl.json
 # W3005 flags the explicit DependsOn CDK adds next to a GetAtt; harmless.
 CFN_LINT := $(BIN)/cfn-lint --ignore-checks W3005 --
 
-.PHONY: synth cfn-lint asl-lint
+.PHONY: synth deploy destroy cfn-lint asl-lint
 
 # The pinned CLI and validators; reinstalled only when the lock file changes.
 $(NODE_MODULES): package.json package-lock.json
@@ -56,6 +57,15 @@ synth: $(STAMP) $(NODE_MODULES) asl-lint
 	rm -rf cdk.out
 	$(NPX) cdk synth --no-notices --quiet -c env=$(ENV)
 	$(CFN_LINT) cdk.out/*.template.json
+
+# Deploys to the account and region of the current AWS credentials (after `cdk bootstrap`).
+# ALARM_EMAIL subscribes an address to the alarm topic.
+deploy: $(STAMP) $(NODE_MODULES)
+	$(NPX) cdk deploy --no-notices -c env=$(ENV) --require-approval never \
+		$(if $(ALARM_EMAIL),--parameters AlarmEmail=$(ALARM_EMAIL))
+
+destroy: $(STAMP) $(NODE_MODULES)
+	$(NPX) cdk destroy --no-notices -c env=$(ENV) --force
 
 # Lints the templates of the last synth.
 cfn-lint: $(STAMP)

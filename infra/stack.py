@@ -13,6 +13,7 @@ from constructs import Construct
 from infra.api import Api
 from infra.data import Data
 from infra.lambda_asset import lambda_code
+from infra.monitoring import Monitoring
 from infra.orchestration import Orchestration
 from infra.settings import bundle_dependencies, environment_settings
 from ksflow import catalog
@@ -42,6 +43,26 @@ class KsflowStack(Stack):
         # Callback URLs handed to runners point at the public API. Only the API resource's id is
         # referenced, so this adds no cycle with the state machine the API function starts.
         self.orchestration.dispatcher.add_environment("PUBLIC_API_URL", self.api.url)
+
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            http_api=self.api.http_api,
+            functions={
+                "Api": self.api.function.function,
+                "Dispatcher": self.orchestration.dispatcher.function,
+                "RunFailure": self.orchestration.run_failure.function,
+                "Expiry": self.orchestration.expiry.function,
+                "Reconcile": self.orchestration.reconcile.function,
+            },
+            state_machines={"RunStateMachine": self.orchestration.state_machine},
+            dead_letter_queues={
+                "ExpirySchedules": self.orchestration.scheduler_dlq,
+                "ExecutionStatusRule": self.orchestration.reconcile_dlq,
+            },
+            table=self.data.table,
+            settings=settings,
+        )
 
         CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the ksflow API")
         CfnOutput(self, "TableName", value=self.data.table.table_name)

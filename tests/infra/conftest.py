@@ -61,11 +61,11 @@ def synth(env: str, outdir: Path) -> Synth:
     return Synth(env=env, stack=stack, template=Template.from_stack(stack), outdir=outdir, context=context)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synth("dev", tmp_path_factory.mktemp("cdk-dev"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synth("prod", tmp_path_factory.mktemp("cdk-prod"))
