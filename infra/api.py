@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import jsii
-from aws_cdk import Duration, Stack
+from aws_cdk import CfnParameter, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
@@ -67,6 +67,15 @@ class _AccessLogSettings:
     @property
     def format(self) -> apigw.AccessLogFormat:
         return self._format
+
+
+CALLBACK_PATH = "/v1/workflow-runs/{run_id}/callback"
+
+
+def throttle_parameter(stack: Stack, name: str, default: int, description: str) -> float:
+    """A deploy-time parameter whose default comes from the environment's cdk.json settings."""
+    parameter = CfnParameter(stack, name, type="Number", default=default, min_value=1, description=description)
+    return parameter.value_as_number
 
 
 class Api(Construct):
@@ -131,15 +140,13 @@ class Api(Construct):
             )
         )
 
+        integration = integrations.HttpLambdaIntegration(
+            "ApiIntegration", fn, payload_format_version=apigwv2.PayloadFormatVersion.VERSION_2_0)
         self.http_api = apigwv2.HttpApi(
             self,
             "HttpApi",
             description="ksflow workflow API",
-            default_integration=integrations.HttpLambdaIntegration(
-                "ApiIntegration",
-                fn,
-                payload_format_version=apigwv2.PayloadFormatVersion.VERSION_2_0,
-            ),
+            default_integration=integration,
             # The stage is declared below so it can carry access logging and throttling.
             create_default_stage=False,
         )
@@ -157,10 +164,30 @@ class Api(Construct):
             auto_deploy=True,
             access_log_settings=_AccessLogSettings(self.access_log_group),
             throttle=apigwv2.ThrottleSettings(
-                rate_limit=settings.throttle_rate_limit,
-                burst_limit=settings.throttle_burst_limit,
+                rate_limit=throttle_parameter(stack, "ApiThrottleRateLimit", settings.throttle_rate_limit,
+                                              "Steady-state requests per second across the API"),
+                burst_limit=throttle_parameter(stack, "ApiThrottleBurstLimit", settings.throttle_burst_limit,
+                                               "Burst of requests across the API"),
             ),
         )
+        # The callback is the one unauthenticated route: its own, tighter limits bound what an
+        # abuser can make the API do (each request costs one read before the signature check).
+        self.callback_routes = self.http_api.add_routes(
+            path=CALLBACK_PATH, methods=[apigwv2.HttpMethod.POST], integration=integration)
+        stage_resource = self.stage.node.default_child
+        assert isinstance(stage_resource, apigwv2.CfnStage)
+        stage_resource.add_property_override("RouteSettings", {
+            f"POST {CALLBACK_PATH}": {
+                "ThrottlingRateLimit": throttle_parameter(
+                    stack, "CallbackThrottleRateLimit", settings.callback_throttle_rate_limit,
+                    "Steady-state runner callbacks per second"),
+                "ThrottlingBurstLimit": throttle_parameter(
+                    stack, "CallbackThrottleBurstLimit", settings.callback_throttle_burst_limit,
+                    "Burst of runner callbacks"),
+            },
+        })
+        for route in self.callback_routes:
+            self.stage.node.add_dependency(route)
         self.url: str = self.stage.url
 
         NagSuppressions.add_resource_suppressions(

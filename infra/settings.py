@@ -20,8 +20,10 @@ class EnvironmentSettings:
     removal_policy: cdk.RemovalPolicy
     deletion_protection: bool
     log_retention: logs.RetentionDays
-    throttle_rate_limit: float
+    throttle_rate_limit: int
     throttle_burst_limit: int
+    callback_throttle_rate_limit: int
+    callback_throttle_burst_limit: int
     expiry_grace_seconds: int
 
     @property
@@ -47,8 +49,10 @@ def environment_settings(node: Node) -> EnvironmentSettings:
         removal_policy=cdk.RemovalPolicy[str(raw["removal_policy"]).upper()],
         deletion_protection=_as_bool(raw["deletion_protection"]),
         log_retention=logs.RetentionDays[str(raw["log_retention"]).upper()],
-        throttle_rate_limit=float(raw["throttle_rate_limit"]),
+        throttle_rate_limit=int(raw["throttle_rate_limit"]),
         throttle_burst_limit=int(raw["throttle_burst_limit"]),
+        callback_throttle_rate_limit=int(raw["callback_throttle_rate_limit"]),
+        callback_throttle_burst_limit=int(raw["callback_throttle_burst_limit"]),
         expiry_grace_seconds=int(raw["expiry_grace_seconds"]),
     )
 

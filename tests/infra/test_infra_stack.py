@@ -414,10 +414,10 @@ def test_http_api_catch_all_route_and_throttling(request: pytest.FixtureRequest,
     template = synth.template
     api_id, api = only(template, "AWS::ApiGatewayV2::Api")
     assert api["Properties"]["ProtocolType"] == "HTTP"
-    _, route = only(template, "AWS::ApiGatewayV2::Route")
-    assert route["Properties"]["RouteKey"] == "$default"
+    routes = {r["Properties"]["RouteKey"]: r for r in template.find_resources("AWS::ApiGatewayV2::Route").values()}
+    assert set(routes) == {"$default", "POST /v1/workflow-runs/{run_id}/callback"}
     # Authentication is done in the handler (API keys, webhook signatures, public OpenAPI document).
-    assert route["Properties"].get("AuthorizationType", "NONE") == "NONE"
+    assert all(r["Properties"].get("AuthorizationType", "NONE") == "NONE" for r in routes.values())
     _, integration = only(template, "AWS::ApiGatewayV2::Integration")
     api_fn_id, _ = function(template, "api")
     assert integration["Properties"]["IntegrationType"] == "AWS_PROXY"
@@ -428,10 +428,19 @@ def test_http_api_catch_all_route_and_throttling(request: pytest.FixtureRequest,
     assert props["ApiId"] == ref(api_id)
     assert props["StageName"] == "$default"
     assert props["AutoDeploy"] is True
-    assert props["DefaultRouteSettings"] == {
-        "ThrottlingRateLimit": synth.settings["throttle_rate_limit"],
-        "ThrottlingBurstLimit": synth.settings["throttle_burst_limit"],
-    }
+    parameters = template.to_json()["Parameters"]
+
+    def limits(rate: str, burst: str) -> dict[str, Any]:
+        return {"ThrottlingRateLimit": {"Ref": rate}, "ThrottlingBurstLimit": {"Ref": burst}}
+
+    assert props["DefaultRouteSettings"] == limits("ApiThrottleRateLimit", "ApiThrottleBurstLimit")
+    assert props["RouteSettings"] == {"POST /v1/workflow-runs/{run_id}/callback": limits(
+        "CallbackThrottleRateLimit", "CallbackThrottleBurstLimit")}
+    for parameter, setting in (("ApiThrottleRateLimit", "throttle_rate_limit"),
+                               ("ApiThrottleBurstLimit", "throttle_burst_limit"),
+                               ("CallbackThrottleRateLimit", "callback_throttle_rate_limit"),
+                               ("CallbackThrottleBurstLimit", "callback_throttle_burst_limit")):
+        assert parameters[parameter]["Default"] == synth.settings[setting]
     access_log_group_id = props["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0]
     assert "RetentionInDays" in template.to_json()["Resources"][access_log_group_id]["Properties"]
     assert "$context.requestId" in props["AccessLogSettings"]["Format"]

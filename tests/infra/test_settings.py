@@ -16,6 +16,8 @@ def app(**context: object) -> cdk.App:
             "log_retention": "two_weeks",
             "throttle_rate_limit": 5,
             "throttle_burst_limit": 10,
+            "callback_throttle_rate_limit": 2,
+            "callback_throttle_burst_limit": 4,
             "expiry_grace_seconds": 60,
         }
     }
