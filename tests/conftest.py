@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import mimetypes
 import os
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+import urllib3
 
 os.environ.update({
     "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -45,33 +47,52 @@ class Response:
 
 
 def call_api(method: str, path: str, body: Any = None, api_key: str | None = None,
-             headers: dict[str, str] | None = None, raw_body: str | None = None) -> Response:
+             headers: dict[str, str] | None = None, raw_body: str | bytes | None = None) -> Response:
     """One HTTP request through the same event shape API Gateway gives the Lambda."""
     all_headers = {"content-type": "application/json", **(headers or {})}
     if api_key:
         all_headers["authorization"] = f"Bearer {api_key}"
     payload = raw_body if raw_body is not None else (json.dumps(body) if body is not None else "")
-    event = gateway.to_event(method, path, all_headers, payload.encode(), "127.0.0.1")
+    data = payload.encode() if isinstance(payload, str) else payload
+    event = gateway.to_event(method, path, all_headers, data, "127.0.0.1")
     result = api_handler(event, LocalContext(function_name="ksflow-Api", timeout_seconds=30))
     text = result.get("body") or ""
     return Response(result["statusCode"], json.loads(text) if text else None, result.get("headers") or {})
+
+
+def upload(path: str, file_name: str, data: bytes, api_key: str, fields: dict[str, str] | None = None,
+           content_type: str | None = None) -> Response:
+    """A multipart upload as the SDK sends it: the file part with its name and media type, then form fields."""
+    media_type = content_type or mimetypes.guess_type(file_name)[0] or "application/octet-stream"
+    body, multipart_type = urllib3.encode_multipart_formdata(
+        [("file", (file_name, data, media_type)), *(fields or {}).items()])
+    return call_api("POST", path, api_key=api_key, headers={"content-type": multipart_type}, raw_body=body)
+
+
+# One boto3 session for the whole run: moto's data is reset per test, but parsing the AWS
+# service models again for every test would cost a third of a second each.
+MOTO_CONFIG: dict[str, Any] = {
+    "stepfunctions": {"execute_state_machine": True},
+    "core": {"mock_credentials": True, "passthrough": {"urls": [], "services": []}, "service_whitelist": None,
+             "reset_boto3_session": False},
+}
+SESSION = boto3.Session()
 
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """moto with real state machine execution and Lambda invocations on the real handlers."""
     lambda_runtime.install()
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        aws.client.cache_clear()
-        aws.table.cache_clear()
+    with mock_aws(config=MOTO_CONFIG):
         identity.clear_auth_cache()
         secrets.decrypt.cache_clear()
-        env = provision.provision(allow_loopback_runners=True, public_api_url="http://localhost:8000",
+        env = provision.provision(SESSION, allow_loopback_runners=True, public_api_url="http://localhost:8000",
                                   expiry_grace_seconds=1)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         yield env
         wait_for_executions(env["RUN_STATE_MACHINE_ARN"])
+        wait_for_executions(env["INGESTION_STATE_MACHINE_ARN"])
     aws.client.cache_clear()
     aws.table.cache_clear()
 
