@@ -5,6 +5,8 @@ Items (single table, `pk`/`sk`):
 - `TENANT#{tenant_id}` / `USER#{user_id}`: a tenant user and its role.
 - `APIKEY#{sha256(key)}` / `APIKEY`: an API key, stored only as its hash, with the
   tenant, user and role it acts as (denormalized so authentication is one read).
+- `TENANT#{tenant_id}` / `USERKEY#{user_id}#{key_id}`: the key as its owner lists it (name,
+  last characters, hash), so keys can be listed and revoked by id.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ import secrets
 import threading
 import time
 import uuid
+from datetime import datetime
 from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from pydantic import BaseModel
 
 from ksflow import aws, clock
 from ksflow.config import settings
@@ -40,15 +46,25 @@ def _new_api_key() -> str:
     return API_KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-def _api_key_item(api_key: str, principal: Principal, now: str) -> dict[str, Any]:
-    return {
-        "pk": f"APIKEY#{hash_api_key(api_key)}",
-        "sk": "APIKEY",
-        "tenant_id": principal.tenant_id,
-        "user_id": principal.user_id,
-        "role": principal.role.value,
-        "created_at": now,
-    }
+class ApiKey(BaseModel):
+    id: str
+    name: str
+    key_suffix: str
+    created_at: datetime
+    key_hash: str
+
+
+KEY_SUFFIX_LENGTH = 4
+
+
+def _api_key_items(api_key: str, principal: Principal, name: str, now: str) -> tuple[ApiKey, list[dict[str, Any]]]:
+    key = ApiKey(id=str(uuid.uuid4()), name=name, key_suffix=api_key[-KEY_SUFFIX_LENGTH:],
+                 created_at=clock.parse(now), key_hash=hash_api_key(api_key))
+    credential = {"pk": f"APIKEY#{key.key_hash}", "sk": "APIKEY", "tenant_id": principal.tenant_id,
+                  "user_id": principal.user_id, "role": principal.role.value, "key_id": key.id, "created_at": now}
+    listing = {"pk": f"TENANT#{principal.tenant_id}", "sk": f"USERKEY#{principal.user_id}#{key.id}",
+               **key.model_dump(mode="json")}
+    return key, [credential, listing]
 
 
 def _user_item(principal: Principal, email: str, now: str) -> dict[str, Any]:
@@ -75,7 +91,8 @@ def create_tenant(name: str, owner_email: str) -> CreatedTenant:
     root_items, root_path_part_id = knowledge_store.root_folder_items(tenant_id, owner.user_id, now)
     tenant_item = {"pk": f"TENANT#{tenant_id}", "sk": "TENANT", "tenant_id": tenant_id, "name": name,
                    "root_path_part_id": root_path_part_id, "created_at": now}
-    items = [tenant_item, _user_item(owner, owner_email, now), _api_key_item(api_key, owner, now), *root_items]
+    _, key_items = _api_key_items(api_key, owner, "initial key", now)
+    items = [tenant_item, _user_item(owner, owner_email, now), *key_items, *root_items]
     _transact(items)
     return CreatedTenant(tenant_id=tenant_id, root_path_part_id=root_path_part_id,
                          user_id=owner.user_id, api_key=api_key)
@@ -88,8 +105,43 @@ def create_user(tenant_id: str, email: str, role: Role) -> CreatedUser:
     now = clock.iso(clock.now())
     user = Principal(tenant_id=tenant_id, user_id=str(uuid.uuid4()), role=role)
     api_key = _new_api_key()
-    _transact([_user_item(user, email, now), _api_key_item(api_key, user, now)])
+    _, key_items = _api_key_items(api_key, user, "initial key", now)
+    _transact([_user_item(user, email, now), *key_items])
     return CreatedUser(user_id=user.user_id, api_key=api_key)
+
+
+def create_api_key(principal: Principal, name: str) -> tuple[ApiKey, str]:
+    """A new key for the calling user; the plaintext is returned once and never stored."""
+    api_key = _new_api_key()
+    key, items = _api_key_items(api_key, principal, name, clock.iso(clock.now()))
+    _transact(items)
+    return key, api_key
+
+
+def list_api_keys(principal: Principal) -> list[ApiKey]:
+    items = aws.table(settings().table_name).query(
+        KeyConditionExpression=Key("pk").eq(f"TENANT#{principal.tenant_id}")
+        & Key("sk").begins_with(f"USERKEY#{principal.user_id}#"),
+    )["Items"]
+    return sorted((ApiKey.model_validate(item) for item in items), key=lambda k: (k.created_at, k.id))
+
+
+def get_api_key(principal: Principal, key_id: str) -> ApiKey | None:
+    item = aws.table(settings().table_name).get_item(
+        Key={"pk": f"TENANT#{principal.tenant_id}", "sk": f"USERKEY#{principal.user_id}#{key_id}"}).get("Item")
+    return ApiKey.model_validate(item) if item else None
+
+
+def revoke_api_key(principal: Principal, key: ApiKey) -> None:
+    """Both items go together; other warm containers honour it within AUTH_CACHE_SECONDS."""
+    table = aws.table(settings().table_name)
+    table.meta.client.transact_write_items(TransactItems=[
+        {"Delete": {"TableName": table.name, "Key": {"pk": f"APIKEY#{key.key_hash}", "sk": "APIKEY"}}},
+        {"Delete": {"TableName": table.name,
+                    "Key": {"pk": f"TENANT#{principal.tenant_id}", "sk": f"USERKEY#{principal.user_id}#{key.id}"}}},
+    ])
+    with _auth_lock:
+        _auth_cache.pop(key.key_hash, None)
 
 
 def _transact(items: list[dict[str, Any]]) -> None:
