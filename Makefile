@@ -37,7 +37,7 @@ ENV ?= dev
 ALARM_EMAIL ?=
 NPX := npx --no-install
 NODE_MODULES := node_modules/.package-lock.json
-RUN_WORKFLOW_ASL := functions/ksflow/orchestration/run_workflow.asl.json
+ASL_FILES := $(wildcard functions/ksflow/orchestration/*.asl.json)
 # W3005 flags the explicit DependsOn CDK adds next to a GetAtt; harmless.
 CFN_LINT := $(BIN)/cfn-lint --ignore-checks W3005 --
 
@@ -49,7 +49,7 @@ $(NODE_MODULES): package.json package-lock.json
 	touch $(NODE_MODULES)
 
 asl-lint: $(NODE_MODULES)
-	$(NPX) asl-validator --json-path $(RUN_WORKFLOW_ASL)
+	$(NPX) asl-validator $(foreach file,$(ASL_FILES),--json-path $(file))
 
 # The built-in CloudFormation validation stays on here (tests turn it off for speed).
 synth: export CDK_VALIDATION ?= true

@@ -10,10 +10,18 @@ _RUN_SCHEDULES = RegexAppliesTo(
     regex="/^Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:"
     "schedule\\/<OrchestrationRunScheduleGroup[0-9A-F]{8}>\\/\\*$/g"
 )
-_RUN_EXECUTIONS = RegexAppliesTo(
-    regex="/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
-    'execution:.*"Ref":"OrchestrationRunStateMachine[0-9A-F]{8}".*:\\*$/g'
-)
+
+
+def _executions_of(state_machine_logical_id: str) -> RegexAppliesTo:
+    return RegexAppliesTo(
+        regex="/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+        f'execution:.*"Ref":"{state_machine_logical_id}[0-9A-F]{{8}}".*:\\*$/g'
+    )
+
+
+_RUN_EXECUTIONS = _executions_of("OrchestrationRunStateMachine")
+_INGESTION_EXECUTIONS = _executions_of("DocumentsIngestionStateMachine")
+_DOCUMENT_OBJECTS = RegexAppliesTo(regex="/^Resource::<DocumentsBucket[0-9A-F]{8}\\.Arn>\\/tenants\\/\\*$/g")
 
 
 def table_access() -> NagPackSuppression:
@@ -47,6 +55,40 @@ def run_executions(actions: str) -> NagPackSuppression:
             "pins them to executions of the ksflow run state machine."
         ),
         applies_to=[_RUN_EXECUTIONS],
+    )
+
+
+def ingestion_executions(actions: str) -> NagPackSuppression:
+    return NagPackSuppression(
+        id="AwsSolutions-IAM5",
+        reason=(
+            f"{actions} on ingestion executions, which are named after document versions and attempts unknown "
+            "at deploy time; the ARN pins them to executions of the ksflow ingestion state machine."
+        ),
+        applies_to=[_INGESTION_EXECUTIONS],
+    )
+
+
+def document_objects(actions: str) -> NagPackSuppression:
+    return NagPackSuppression(
+        id="AwsSolutions-IAM5",
+        reason=(
+            f"{actions} on uploaded files, whose keys hold tenant and document version ids unknown at deploy "
+            "time; the ARN pins them to the tenants/ prefix of the documents bucket."
+        ),
+        applies_to=[_DOCUMENT_OBJECTS],
+    )
+
+
+def state_machine_delivery() -> NagPackSuppression:
+    return NagPackSuppression(
+        id="AwsSolutions-IAM5",
+        reason=(
+            "CloudWatch Logs delivery actions (logs:*LogDelivery, DescribeResourcePolicies, "
+            "DescribeLogGroups) and X-Ray actions support no resource-level permissions; CDK "
+            "adds them for execution logging and tracing."
+        ),
+        applies_to=["Resource::*"],
     )
 
 

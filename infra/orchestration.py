@@ -238,19 +238,7 @@ class Orchestration(Construct):
             self.expiry.role, [nag.run_executions("states:StopExecution")], apply_to_children=True
         )
         NagSuppressions.add_resource_suppressions(
-            self.state_machine,
-            [
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason=(
-                        "CloudWatch Logs delivery actions (logs:*LogDelivery, DescribeResourcePolicies, "
-                        "DescribeLogGroups) and X-Ray actions support no resource-level permissions; CDK "
-                        "adds them for execution logging and tracing."
-                    ),
-                    applies_to=["Resource::*"],
-                )
-            ],
-            apply_to_children=True,
+            self.state_machine, [nag.state_machine_delivery()], apply_to_children=True
         )
 
 

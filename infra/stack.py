@@ -12,6 +12,7 @@ from constructs import Construct
 
 from infra.api import Api
 from infra.data import Data
+from infra.documents import Documents
 from infra.lambda_asset import lambda_code
 from infra.monitoring import Monitoring
 from infra.orchestration import Orchestration
@@ -20,6 +21,7 @@ from ksflow import catalog
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RUN_WORKFLOW_ASL = PROJECT_ROOT / "functions" / "ksflow" / "orchestration" / catalog.RUN_STATE_MACHINE_FILE
+INGESTION_ASL = PROJECT_ROOT / "functions" / "ksflow" / "orchestration" / catalog.INGESTION_STATE_MACHINE_FILE
 
 
 class KsflowStack(Stack):
@@ -39,7 +41,11 @@ class KsflowStack(Stack):
             code=code,
             definition_file=RUN_WORKFLOW_ASL,
         )
+        self.documents = Documents(
+            self, "Documents", settings=settings, data=self.data, code=code, definition_file=INGESTION_ASL
+        )
         self.api = Api(self, "Api", settings=settings, data=self.data, orchestration=self.orchestration, code=code)
+        self.documents.serve_api(self.api.function)
         # Callback URLs handed to runners point at the public API. Only the API resource's id is
         # referenced, so this adds no cycle with the state machine the API function starts.
         self.orchestration.dispatcher.add_environment("PUBLIC_API_URL", self.api.url)
@@ -54,8 +60,13 @@ class KsflowStack(Stack):
                 "RunFailure": self.orchestration.run_failure.function,
                 "Expiry": self.orchestration.expiry.function,
                 "Reconcile": self.orchestration.reconcile.function,
+                "Ingest": self.documents.ingest.function,
+                "IngestionFailure": self.documents.ingestion_failure.function,
             },
-            state_machines={"RunStateMachine": self.orchestration.state_machine},
+            state_machines={
+                "RunStateMachine": self.orchestration.state_machine,
+                "IngestionStateMachine": self.documents.state_machine,
+            },
             dead_letter_queues={
                 "ExpirySchedules": self.orchestration.scheduler_dlq,
                 "ExecutionStatusRule": self.orchestration.reconcile_dlq,
@@ -67,6 +78,8 @@ class KsflowStack(Stack):
         CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the ksflow API")
         CfnOutput(self, "TableName", value=self.data.table.table_name)
         CfnOutput(self, "StateMachineArn", value=self.orchestration.state_machine_arn)
+        CfnOutput(self, "IngestionStateMachineArn", value=self.documents.state_machine.state_machine_arn)
+        CfnOutput(self, "DocumentsBucketName", value=self.documents.bucket.bucket_name)
         CfnOutput(self, "Region", value=Aws.REGION)
 
 

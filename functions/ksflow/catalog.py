@@ -16,11 +16,17 @@ HANDLERS = {
     "RunFailure": "ksflow.orchestration.run_failure.lambda_handler",
     "Expiry": "ksflow.orchestration.expiry.lambda_handler",
     "Reconcile": "ksflow.orchestration.reconcile.lambda_handler",
+    "Ingest": "ksflow.ingestion.pipeline.lambda_handler",
+    "IngestionFailure": "ksflow.ingestion.failure.lambda_handler",
 }
 
 RUN_STATE_MACHINE_FILE = "run_workflow.asl.json"
 # ASL placeholder -> function whose ARN replaces it.
 RUN_STATE_MACHINE_SUBSTITUTIONS = {"DispatcherFunctionArn": "Dispatcher", "RunFailureFunctionArn": "RunFailure"}
+
+INGESTION_STATE_MACHINE_FILE = "ingest_document.asl.json"
+INGESTION_STATE_MACHINE_SUBSTITUTIONS = {"IngestFunctionArn": "Ingest",
+                                         "IngestionFailureFunctionArn": "IngestionFailure"}
 
 
 def asl_text(file_name: str) -> str:

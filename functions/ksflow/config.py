@@ -22,6 +22,8 @@ class Settings:
     expiry_function_arn: str
     allow_loopback_runners: bool
     expiry_grace_seconds: int
+    documents_bucket: str
+    ingestion_state_machine_arn: str
 
 
 def settings() -> Settings:
@@ -38,4 +40,6 @@ def settings() -> Settings:
         expiry_function_arn=env("EXPIRY_FUNCTION_ARN", ""),
         allow_loopback_runners=_flag("ALLOW_LOOPBACK_RUNNERS"),
         expiry_grace_seconds=int(env("EXPIRY_GRACE_SECONDS", "60")),
+        documents_bucket=env("DOCUMENTS_BUCKET", ""),
+        ingestion_state_machine_arn=env("INGESTION_STATE_MACHINE_ARN", ""),
     )

@@ -21,6 +21,8 @@ HANDLERS = {
     "run_failure": "ksflow.orchestration.run_failure.lambda_handler",
     "expiry": "ksflow.orchestration.expiry.lambda_handler",
     "reconcile": "ksflow.orchestration.reconcile.lambda_handler",
+    "ingest": "ksflow.ingestion.pipeline.lambda_handler",
+    "ingestion_failure": "ksflow.ingestion.failure.lambda_handler",
 }
 
 # Exactly the variables each function's code reads.
@@ -35,6 +37,8 @@ ENVIRONMENT = {
         "EXPIRY_FUNCTION_ARN",
         "ALLOW_LOOPBACK_RUNNERS",
         "EXPIRY_GRACE_SECONDS",
+        "DOCUMENTS_BUCKET",
+        "INGESTION_STATE_MACHINE_ARN",
         "POWERTOOLS_SERVICE_NAME",
     },
     "dispatcher": {
@@ -47,6 +51,8 @@ ENVIRONMENT = {
     "run_failure": {"TABLE_NAME", "SCHEDULER_GROUP_NAME", "POWERTOOLS_SERVICE_NAME"},
     "expiry": {"TABLE_NAME", "RUN_STATE_MACHINE_ARN", "SCHEDULER_GROUP_NAME", "POWERTOOLS_SERVICE_NAME"},
     "reconcile": {"TABLE_NAME", "SCHEDULER_GROUP_NAME", "POWERTOOLS_SERVICE_NAME"},
+    "ingest": {"TABLE_NAME", "DOCUMENTS_BUCKET", "POWERTOOLS_SERVICE_NAME"},
+    "ingestion_failure": {"TABLE_NAME", "POWERTOOLS_SERVICE_NAME"},
 }
 
 
@@ -57,6 +63,18 @@ def only(template: Template, resource_type: str, props: Any = None) -> tuple[str
     found = template.find_resources(resource_type, props or {})
     assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
     return next(iter(found.items()))
+
+
+def state_machine(template: Template, construct: str) -> tuple[str, dict[str, Any]]:
+    """The run (`OrchestrationRunStateMachine`) or ingestion (`DocumentsIngestionStateMachine`) machine."""
+    found = {k: v for k, v in template.find_resources("AWS::StepFunctions::StateMachine").items()
+             if k.startswith(construct)}
+    assert len(found) == 1, f"expected one {construct}, found {sorted(found)}"
+    return next(iter(found.items()))
+
+
+def run_state_machine(template: Template) -> tuple[str, dict[str, Any]]:
+    return state_machine(template, "OrchestrationRunStateMachine")
 
 
 def function(template: Template, name: str) -> tuple[str, dict[str, Any]]:
@@ -180,7 +198,7 @@ def test_prod_retains_data_with_deletion_protection(prod: Synth) -> None:
 # --- functions -----------------------------------------------------------------------------------------
 
 
-def test_five_arm64_python312_functions(dev: Synth) -> None:
+def test_every_function_is_arm64_python312(dev: Synth) -> None:
     functions = dev.template.find_resources("AWS::Lambda::Function")
     assert sorted(fn["Properties"]["Handler"] for fn in functions.values()) == sorted(HANDLERS.values())
     code_keys = set()
@@ -235,11 +253,13 @@ def test_code_asset_without_bundling_holds_only_the_package(dev: Synth) -> None:
 def test_api_function_permissions(dev: Synth) -> None:
     _, api = function(dev.template, "api")
     statements = role_statements(dev.template, function_role(dev.template, "api"))
-    state_machine_id, _ = only(dev.template, "AWS::StepFunctions::StateMachine")
-    assert allowed(statements, "states:StartExecution") == [ref(state_machine_id)]
+    state_machine_id, _ = run_state_machine(dev.template)
+    ingestion_machine_id, _ = state_machine(dev.template, "DocumentsIngestionStateMachine")
+    assert sorted(map(json.dumps, allowed(statements, "states:StartExecution"))) == sorted(
+        map(json.dumps, [ref(state_machine_id), ref(ingestion_machine_id)]))
     for action in ("states:StopExecution", "states:DescribeExecution"):
-        [execution_arn] = allowed(statements, action)
-        assert ":execution:" in json.dumps(execution_arn)
+        executions = allowed(statements, action)
+        assert len(executions) == 2 and all(":execution:" in json.dumps(arn) for arn in executions)
     assert allowed(statements, "states:SendTaskSuccess") == ["*"]
     assert allowed(statements, "states:SendTaskFailure") == ["*"]
     for action in ("scheduler:CreateSchedule", "scheduler:DeleteSchedule"):
@@ -275,7 +295,7 @@ def test_dispatcher_task_response_policy_avoids_a_cycle(dev: Synth) -> None:
     policy_id = next(iter(policies))
     # The function must not wait for that policy (the state machine, which invokes it, does).
     assert policy_id not in dispatcher.get("DependsOn", [])
-    _, state_machine = only(dev.template, "AWS::StepFunctions::StateMachine")
+    _, state_machine = run_state_machine(dev.template)
     assert policy_id in state_machine["DependsOn"]
     secrets_key = dispatcher["Properties"]["Environment"]["Variables"]["KMS_KEY_ID"]
     statements = role_statements(dev.template, role_id)
@@ -298,7 +318,7 @@ def test_orchestration_functions_may_delete_run_schedules(dev: Synth, name: str)
 
 def test_expiry_may_stop_run_executions(dev: Synth) -> None:
     statements = role_statements(dev.template, function_role(dev.template, "expiry"))
-    state_machine_id, _ = only(dev.template, "AWS::StepFunctions::StateMachine")
+    state_machine_id, _ = run_state_machine(dev.template)
     [executions] = allowed(statements, "states:StopExecution")
     assert ":execution:" in json.dumps(executions) and state_machine_id in json.dumps(executions)
 
@@ -307,7 +327,7 @@ def test_expiry_may_stop_run_executions(dev: Synth) -> None:
 
 
 def test_state_machine_configuration(dev: Synth) -> None:
-    state_machine_id, state_machine = only(dev.template, "AWS::StepFunctions::StateMachine")
+    state_machine_id, state_machine = run_state_machine(dev.template)
     props = state_machine["Properties"]
     assert props["StateMachineType"] == "STANDARD"
     assert props["TracingConfiguration"] == {"Enabled": True}
@@ -330,7 +350,7 @@ def test_state_machine_configuration(dev: Synth) -> None:
 
 
 def test_state_machine_definition(dev: Synth) -> None:
-    _, state_machine = only(dev.template, "AWS::StepFunctions::StateMachine")
+    _, state_machine = run_state_machine(dev.template)
     props = state_machine["Properties"]
     # from_file ships the ASL as an asset; read the staged copy the template points at.
     staged = dev.outdir / f"asset.{props['DefinitionS3Location']['Key']}"
@@ -375,7 +395,7 @@ def test_scheduler_group_role_and_dead_letter_queue(dev: Synth) -> None:
 
 
 def test_execution_status_rule_reconciles_abnormal_ends(dev: Synth) -> None:
-    state_machine_id, _ = only(dev.template, "AWS::StepFunctions::StateMachine")
+    state_machine_id, _ = run_state_machine(dev.template)
     _, rule = only(dev.template, "AWS::Events::Rule")
     assert rule["Properties"]["EventPattern"] == {
         "source": ["aws.states"],
@@ -454,7 +474,7 @@ def test_outputs(dev: Synth) -> None:
 
 def test_every_log_group_has_retention(dev: Synth) -> None:
     log_groups = dev.template.find_resources("AWS::Logs::LogGroup")
-    assert len(log_groups) == 7  # five functions, the state machine, API access logs
+    assert len(log_groups) == 10  # seven functions, two state machines, API access logs
     assert all("RetentionInDays" in lg["Properties"] for lg in log_groups.values())
 
 

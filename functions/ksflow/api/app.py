@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-from ksflow.api import definitions, knowledge, permissions, runs, users, workflows
+from ksflow.api import api_keys, definitions, ingestion, knowledge, permissions, runs, users, workflows
 from ksflow.errors import ApiError
 from ksflow.observability import logger
 
@@ -20,8 +20,9 @@ app.configure_openapi(
     security_schemes={"bearer": HTTPBearer(description="API key, `Authorization: Bearer sk-...`")},
     security=[{"bearer": []}],
 )
-for router in (knowledge.router, definitions.router, runs.router, workflows.router, users.router,
-               permissions.router):
+# ingestion before workflows: /v1/workflows/document_versions must not be read as a workflow id.
+for router in (knowledge.router, ingestion.router, definitions.router, runs.router, workflows.router, users.router,
+               api_keys.router, permissions.router):
     app.include_router(router)
 
 
@@ -51,14 +52,29 @@ def openapi_document():  # no return annotation: it would enter the OpenAPI sche
 
 @app.exception_handler(UnicodeDecodeError)
 def handle_undecodable_body(_: UnicodeDecodeError) -> Response:
-    return json_response(422, {"detail": [{"loc": ["body"], "msg": "Body is not valid UTF-8 JSON",
+    return json_response(422, {"detail": [{"loc": ["body"], "msg": "Body is not valid UTF-8",
                                            "type": "json_invalid"}]})
 
 
 def _methods_for(path: str) -> list[str]:
+    """Methods served at a path. A literal path (`/v1/workflows/document_versions`) is its own
+    resource, even where a parameterized route (`/v1/workflows/<workflow_id>`) would match it too."""
     # Powertools answers an unknown method on a known path with 404; the route table tells 405 apart.
-    routes = [*app._static_routes, *app._dynamic_routes]
-    return sorted({route.method for route in routes if route.rule.match(path)})
+    for routes in (app._static_routes, app._dynamic_routes):
+        methods = sorted({route.method for route in routes if route.rule.match(path)})
+        if methods:
+            return methods
+    return []
+
+
+def literal_route_methods(method: str, path: str) -> list[str]:
+    """The methods of the literal route at `path` if `method` is not among them, else nothing.
+
+    Checked before routing: otherwise `GET /v1/documents/ingest` would reach
+    `GET /v1/documents/<document_id>` instead of getting the 405 its resource deserves.
+    """
+    methods = sorted({route.method for route in app._static_routes if route.rule.match(path)})
+    return methods if methods and method not in methods else []
 
 
 @app.not_found

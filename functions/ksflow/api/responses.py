@@ -31,7 +31,7 @@ _DESCRIPTIONS = {
     404: "Not found (or not visible to this tenant or user)",
     409: "Conflicts with the current state",
     413: "Request body too large",
-    415: "Request body is not application/json",
+    415: "Request body is not of the media type the route takes",
     422: "Validation error",
 }
 

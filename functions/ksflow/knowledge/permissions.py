@@ -128,3 +128,15 @@ def delete(principal: Principal, permission_id: str) -> None:
         {"Delete": {"TableName": table.name, "Key": _grant_key(permission)}},
         {"Delete": {"TableName": table.name, "Key": _pointer_key(principal.tenant_id, permission_id)}},
     ])
+
+
+def delete_for_path_parts(tenant_id: str, path_part_ids: set[str]) -> None:
+    """Drop the grants on path parts that are being deleted, so none points at a part that is gone."""
+    items = _table().query(
+        KeyConditionExpression=Key("pk").eq(_pk(tenant_id)) & Key("sk").begins_with("GRANT#"))["Items"]
+    with _table().batch_writer() as batch:
+        for item in items:
+            if item["path_part_id"] in path_part_ids:
+                permission = Permission.model_validate(item)
+                batch.delete_item(Key=_grant_key(permission))
+                batch.delete_item(Key=_pointer_key(tenant_id, permission.id))

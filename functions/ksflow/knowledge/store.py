@@ -4,17 +4,20 @@ Items (single table, partition `TENANT#{tenant_id}`):
 - `PATHPART#{path_part_id}`: a folder, document or document version (`PathPart`).
 - `OBJECT#{object_id}`: the folder/document/version id a client sees, pointing at its path part.
 - `CHILDNAME#{parent_id}#{name}`: claims a name under a parent, so sibling names are unique
-  and materialized paths unambiguous.
+  and materialized paths unambiguous; it is also the index of a part's children (folders and
+  documents under a folder, versions `v0`, `v1`, ... under a document).
 - `GRANT#{user_id}#{path_part_id}`: a USER's capability on a subtree.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from ksflow import aws, clock
@@ -80,23 +83,70 @@ def get_path_part(tenant_id: str, path_part_id: str) -> PathPart | None:
     return _from_item(_table().get_item(Key={"pk": _pk(tenant_id), "sk": f"PATHPART#{path_part_id}"}).get("Item"))
 
 
-def get_path_parts(tenant_id: str, path_part_ids: list[str]) -> dict[str, PathPart]:
-    """Many path parts in as few reads as DynamoDB allows (100 keys per batch)."""
-    unique = list(dict.fromkeys(path_part_ids))
-    found: dict[str, PathPart] = {}
+def _batch_get(tenant_id: str, sort_keys: Iterable[str]) -> list[dict[str, Any]]:
+    """Items of the tenant partition in as few reads as DynamoDB allows (100 keys per batch)."""
+    unique = list(dict.fromkeys(sort_keys))
+    found: list[dict[str, Any]] = []
     client = _table().meta.client
     name = settings().table_name
     for start in range(0, len(unique), 100):
-        batch = unique[start:start + 100]
-        keys: list[dict[str, Any]] = [{"pk": _pk(tenant_id), "sk": f"PATHPART#{pp}"} for pp in batch]
+        keys: list[dict[str, Any]] = [{"pk": _pk(tenant_id), "sk": sk} for sk in unique[start:start + 100]]
         request: dict[str, Any] = {name: {"Keys": keys}}
         while request:
             response = client.batch_get_item(RequestItems=request)
-            for item in response["Responses"].get(name, []):
-                part = PathPart.model_validate(item)
-                found[part.path_part_id] = part
+            found.extend(response["Responses"].get(name, []))
             request = response.get("UnprocessedKeys") or {}
     return found
+
+
+def get_path_parts(tenant_id: str, path_part_ids: Iterable[str]) -> dict[str, PathPart]:
+    items = _batch_get(tenant_id, (f"PATHPART#{pp}" for pp in path_part_ids))
+    parts = (PathPart.model_validate(item) for item in items)
+    return {part.path_part_id: part for part in parts}
+
+
+def get_by_object_ids(tenant_id: str, object_ids: Iterable[str]) -> dict[str, PathPart]:
+    """Folders, documents or versions by the ids clients see for them (two batched reads)."""
+    pointers = _batch_get(tenant_id, (f"OBJECT#{object_id}" for object_id in object_ids))
+    parts = get_path_parts(tenant_id, [pointer["path_part_id"] for pointer in pointers])
+    return {part.metadata_obj_id: part for part in parts.values()}
+
+
+def children(tenant_id: str, parent_ids: Sequence[str]) -> list[PathPart]:
+    """The direct children of the given parts, read through their name claims."""
+    path_part_ids: list[str] = []
+    for parent_id in parent_ids:
+        query: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(_pk(tenant_id))
+                                 & Key("sk").begins_with(f"CHILDNAME#{parent_id}#"),
+                                 "ProjectionExpression": "path_part_id"}
+        while True:
+            page = _table().query(**query)
+            path_part_ids.extend(item["path_part_id"] for item in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                break
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return list(get_path_parts(tenant_id, path_part_ids).values())
+
+
+def descendants(part: PathPart, max_depth: int | None = None) -> list[PathPart]:
+    """Everything under a part, level by level (one query per part with children, batched reads)."""
+    found: list[PathPart] = []
+    level, depth = [part], 0
+    while level and (max_depth is None or depth < max_depth):
+        level = children(part.tenant_id, [p.path_part_id for p in level if p.part_type != PartType.DOCUMENT_VERSION])
+        found.extend(level)
+        depth += 1
+    return found
+
+
+def delete_parts(parts: Sequence[PathPart]) -> None:
+    """Remove path parts with their object pointers and name claims (deepest first)."""
+    with _table().batch_writer() as batch:
+        for part in sorted(parts, key=lambda p: len(p.ancestor_ids), reverse=True):
+            batch.delete_item(Key={"pk": _pk(part.tenant_id), "sk": f"PATHPART#{part.path_part_id}"})
+            batch.delete_item(Key={"pk": _pk(part.tenant_id), "sk": f"OBJECT#{part.metadata_obj_id}"})
+            if part.parent_id is not None:
+                batch.delete_item(Key={"pk": _pk(part.tenant_id), "sk": f"CHILDNAME#{part.parent_id}#{part.name}"})
 
 
 def get_by_object_id(tenant_id: str, object_id: str, part_type: PartType) -> PathPart | None:
@@ -107,38 +157,76 @@ def get_by_object_id(tenant_id: str, object_id: str, part_type: PartType) -> Pat
     return get_path_part(tenant_id, pointer["path_part_id"])
 
 
-def _write_new(parts: list[PathPart], claim_names_of: list[PathPart]) -> None:
+def _write(parts: list[PathPart], conflict: str, also: Sequence[dict[str, Any]] = ()) -> None:
+    """New parts with their pointers and name claims, plus `also` (transaction items), all or nothing."""
     items = [_path_part_item(p) for p in parts] + [_object_item(p) for p in parts]
-    items += [_name_claim_item(p) for p in claim_names_of]
+    items += [_name_claim_item(p) for p in parts if p.parent_id is not None]
     table = _table()
     try:
         table.meta.client.transact_write_items(TransactItems=[
-            {"Put": {"TableName": table.name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
-            for item in items
+            *({"Put": {"TableName": table.name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+              for item in items),
+            *also,
         ])
     except ClientError as error:
         if error.response["Error"]["Code"] == "TransactionCanceledException":
-            names = ", ".join(p.name for p in claim_names_of)
-            raise Conflict(f"A path part named {names!r} already exists in this folder") from error
+            raise Conflict(conflict) from error
         raise
+
+
+def _name_taken(name: str) -> str:
+    return f"A path part named {name!r} already exists in this folder"
 
 
 def create_folder(principal: Principal, parent: PathPart, name: str) -> PathPart:
     folder = _new_part(parent, PartType.FOLDER, name, principal.user_id, clock.now())
-    _write_new([folder], claim_names_of=[folder])
+    _write([folder], _name_taken(name))
     return folder
 
 
-def create_document(principal: Principal, parent: PathPart, name: str, document_type: DocumentType,
-                    document_origin: DocumentOrigin) -> tuple[PathPart, PathPart]:
-    """A document always has an active version; a metadata-only document starts at v0."""
+def new_document(principal: Principal, parent: PathPart, name: str, document_type: DocumentType,
+                 document_origin: DocumentOrigin) -> tuple[PathPart, PathPart]:
+    """A document and its first version, v0, not stored yet (a document always has an active version)."""
     now = clock.now()
     document = _new_part(parent, PartType.DOCUMENT, name, principal.user_id, now,
                          document_type=document_type, document_origin=document_origin)
     version = _new_part(document, PartType.DOCUMENT_VERSION, "v0", principal.user_id, now, version=0)
-    document = document.model_copy(update={"active_version_id": version.metadata_obj_id})
-    _write_new([document, version], claim_names_of=[document])
+    return document.model_copy(update={"active_version_id": version.metadata_obj_id}), version
+
+
+def store_document(document: PathPart, version: PathPart, also: Sequence[dict[str, Any]] = ()) -> None:
+    _write([document, version], _name_taken(document.name), also)
+
+
+def create_document(principal: Principal, parent: PathPart, name: str, document_type: DocumentType,
+                    document_origin: DocumentOrigin) -> tuple[PathPart, PathPart]:
+    """A metadata-only document at v0."""
+    document, version = new_document(principal, parent, name, document_type, document_origin)
+    store_document(document, version)
     return document, version
+
+
+def new_version(principal: Principal, document: PathPart, active_version: PathPart) -> PathPart:
+    """The document's next version (one above the active one), not stored yet."""
+    number = (active_version.version or 0) + 1
+    return _new_part(document, PartType.DOCUMENT_VERSION, f"v{number}", principal.user_id, clock.now(),
+                     version=number)
+
+
+def store_version(document: PathPart, version: PathPart, document_type: DocumentType,
+                  also: Sequence[dict[str, Any]] = ()) -> PathPart:
+    """Store a new version and make it the document's active one, unless another upload got there first."""
+    table = _table()
+    activate = {"Update": {
+        "TableName": table.name, "Key": {"pk": _pk(document.tenant_id), "sk": f"PATHPART#{document.path_part_id}"},
+        "UpdateExpression": "SET active_version_id = :new, updated_at = :now, document_type = :type",
+        "ConditionExpression": "active_version_id = :current",
+        "ExpressionAttributeValues": {":new": version.metadata_obj_id, ":current": document.active_version_id,
+                                      ":now": clock.iso(version.created_at), ":type": document_type.value},
+    }}
+    _write([version], "Another version of this document was uploaded meanwhile; retry", [activate, *also])
+    return document.model_copy(update={"active_version_id": version.metadata_obj_id,
+                                       "updated_at": version.created_at, "document_type": document_type})
 
 
 def grants(principal: Principal) -> dict[str, Capability]:
@@ -157,13 +245,20 @@ class Access:
         self.principal = principal
         self._grants: dict[str, Capability] | None = None
 
-    def _capabilities(self, part: PathPart) -> set[Capability]:
+    def _capabilities(self, lineage: list[str]) -> set[Capability]:
         if self._grants is None:
             self._grants = grants(self.principal)
-        return {self._grants[pp] for pp in part.lineage if pp in self._grants}
+        return {self._grants[pp] for pp in lineage if pp in self._grants}
+
+    def can_read_lineage(self, lineage: list[str]) -> bool:
+        """For records that keep their path part's lineage (root first, the part last)."""
+        return self.principal.is_admin or bool(self._capabilities(lineage))
 
     def can_read(self, part: PathPart) -> bool:
-        return self.principal.is_admin or bool(self._capabilities(part))
+        return self.can_read_lineage(part.lineage)
+
+    def can_write_lineage(self, lineage: list[str]) -> bool:
+        return self.principal.is_admin or Capability.READ_WRITE in self._capabilities(lineage)
 
     def can_write(self, part: PathPart) -> bool:
-        return self.principal.is_admin or Capability.READ_WRITE in self._capabilities(part)
+        return self.can_write_lineage(part.lineage)

@@ -17,8 +17,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ksflow.local.lambda_runtime import LocalContext
 
-# API Gateway's own payload limit; the handler enforces the API's smaller one.
+# API Gateway's own payload limit, and Lambda's for a synchronous invocation's event (the body is
+# base64-encoded in it); the handler enforces the API's smaller ones.
 GATEWAY_MAX_BODY = 10 * 1024 * 1024
+LAMBDA_MAX_EVENT = 6 * 1024 * 1024
 TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -81,6 +83,11 @@ def make_server(host: str, port: int, handler: Handler) -> ThreadingHTTPServer:
                 return
             body = self.rfile.read(length) if length else b""
             event = to_event(self.command, self.path, dict(self.headers.items()), body, self.client_address[0])
+            if len(json.dumps(event)) > LAMBDA_MAX_EVENT:
+                # In AWS such a request never reaches the function either.
+                self._respond(413, {"Content-Type": "application/json"},
+                              json.dumps({"message": "Request Entity Too Large"}).encode())
+                return
             context = LocalContext(function_name="ksflow-Api", timeout_seconds=30)
             result = handler(event, context)
             payload = result.get("body") or ""

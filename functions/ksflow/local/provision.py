@@ -17,7 +17,9 @@ from ksflow import catalog
 
 TABLE_NAME = "ksflow"
 SCHEDULER_GROUP = "ksflow-runs"
-FUNCTION_TIMEOUTS = {"Api": 30, "Dispatcher": 120, "RunFailure": 30, "Expiry": 30, "Reconcile": 30}
+DOCUMENTS_BUCKET = "ksflow-documents"
+FUNCTION_TIMEOUTS = {"Api": 30, "Dispatcher": 120, "RunFailure": 30, "Expiry": 30, "Reconcile": 30, "Ingest": 300,
+                     "IngestionFailure": 30}
 
 
 def _placeholder_code() -> bytes:
@@ -42,6 +44,26 @@ def create_table(dynamodb: Any, name: str = TABLE_NAME) -> None:
     )
 
 
+def create_documents_bucket(s3: Any, kms: Any, name: str = DOCUMENTS_BUCKET) -> None:
+    """Versioned, with SSE-KMS under its own key by default, as CDK declares it."""
+    key_id = kms.create_key(Description="ksflow documents")["KeyMetadata"]["KeyId"]
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [{
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_id},
+        "BucketKeyEnabled": True,
+    }]})
+
+
+def _state_machine(sfn: Any, name: str, file_name: str, substitutions: dict[str, str], arns: dict[str, str],
+                   role_arn: str) -> str:
+    definition = catalog.render_asl(file_name, {placeholder: arns[function]
+                                                for placeholder, function in substitutions.items()})
+    arn: str = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=role_arn,
+                                        type="STANDARD")["stateMachineArn"]
+    return arn
+
+
 def provision(session: boto3.Session | None = None, *, allow_loopback_runners: bool,
               public_api_url: str, expiry_grace_seconds: int = 60) -> dict[str, str]:
     """Create every resource; returns the environment the handlers read their settings from."""
@@ -53,6 +75,7 @@ def provision(session: boto3.Session | None = None, *, allow_loopback_runners: b
     )["Role"]["Arn"]
     key_id = kms.create_key(Description="ksflow webhook secrets")["KeyMetadata"]["KeyId"]
     create_table(session.client("dynamodb"))
+    create_documents_bucket(session.client("s3"), kms)
     arns = {
         name: lam.create_function(
             FunctionName=f"ksflow-{name}", Runtime="python3.12", Role=role_arn, Handler=handler,
@@ -60,12 +83,10 @@ def provision(session: boto3.Session | None = None, *, allow_loopback_runners: b
         )["FunctionArn"]
         for name, handler in catalog.HANDLERS.items()
     }
-    definition = catalog.render_asl(
-        catalog.RUN_STATE_MACHINE_FILE,
-        {placeholder: arns[function] for placeholder, function in catalog.RUN_STATE_MACHINE_SUBSTITUTIONS.items()},
-    )
-    machine_arn = sfn.create_state_machine(name="ksflow-run", definition=json.dumps(definition),
-                                           roleArn=role_arn, type="STANDARD")["stateMachineArn"]
+    machine_arn = _state_machine(sfn, "ksflow-run", catalog.RUN_STATE_MACHINE_FILE,
+                                 catalog.RUN_STATE_MACHINE_SUBSTITUTIONS, arns, role_arn)
+    ingestion_machine_arn = _state_machine(sfn, "ksflow-ingestion", catalog.INGESTION_STATE_MACHINE_FILE,
+                                           catalog.INGESTION_STATE_MACHINE_SUBSTITUTIONS, arns, role_arn)
     scheduler.create_schedule_group(Name=SCHEDULER_GROUP)
     return {
         "TABLE_NAME": TABLE_NAME,
@@ -77,4 +98,6 @@ def provision(session: boto3.Session | None = None, *, allow_loopback_runners: b
         "EXPIRY_FUNCTION_ARN": arns["Expiry"],
         "ALLOW_LOOPBACK_RUNNERS": "true" if allow_loopback_runners else "false",
         "EXPIRY_GRACE_SECONDS": str(expiry_grace_seconds),
+        "DOCUMENTS_BUCKET": DOCUMENTS_BUCKET,
+        "INGESTION_STATE_MACHINE_ARN": ingestion_machine_arn,
     }

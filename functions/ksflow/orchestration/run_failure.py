@@ -13,7 +13,8 @@ from ksflow.workflows import run_store
 from ksflow.workflows.models import EndedBy, RunStatus
 
 
-def _error_message(cause: str) -> str:
+def error_message(cause: str) -> str:
+    """The `errorMessage` of a Lambda task failure's Cause (a JSON document), else the Cause itself."""
     try:
         return str(json.loads(cause).get("errorMessage") or cause)
     except (ValueError, AttributeError):
@@ -26,8 +27,8 @@ def describe(failure: dict[str, Any], max_run_duration_seconds: int) -> tuple[st
         return (f"Run exceeded its time limit of {max_run_duration_seconds} seconds "
                 "(max_run_duration_seconds) without a callback from the runner", EndedBy.TIMEOUT)
     if error == "DispatchFailed":
-        return _error_message(cause), EndedBy.DISPATCH
-    return f"Run orchestration failed: {error}: {_error_message(cause)}".strip(), EndedBy.DISPATCH
+        return error_message(cause), EndedBy.DISPATCH
+    return f"Run orchestration failed: {error}: {error_message(cause)}".strip(), EndedBy.DISPATCH
 
 
 def fail_run(run_id: str, failure: dict[str, Any]) -> bool:

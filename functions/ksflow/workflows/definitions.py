@@ -119,12 +119,21 @@ def replace(principal: Principal, definition_id: str, request: CreateWorkflowDef
 
 def list_visible(principal: Principal) -> list[WorkflowDefinition]:
     """The caller's definitions (all of the tenant's for OWNER/ADMIN), newest first."""
+    return _list(principal.tenant_id, None if principal.is_admin else principal.user_id)
+
+
+def list_for_tenant(tenant_id: str) -> list[WorkflowDefinition]:
+    """Every definition of the tenant, whoever may see it (for checks the system makes)."""
+    return _list(tenant_id, None)
+
+
+def _list(tenant_id: str, created_by: str | None) -> list[WorkflowDefinition]:
     items: list[dict[str, Any]] = []
     query: dict[str, Any] = {
-        "KeyConditionExpression": Key("pk").eq(f"TENANT#{principal.tenant_id}") & Key("sk").begins_with("WORKFLOWDEF#"),
+        "KeyConditionExpression": Key("pk").eq(f"TENANT#{tenant_id}") & Key("sk").begins_with("WORKFLOWDEF#"),
     }
-    if not principal.is_admin:
-        query["FilterExpression"] = Attr("created_by").eq(principal.user_id)
+    if created_by is not None:
+        query["FilterExpression"] = Attr("created_by").eq(created_by)
     while True:
         page = _table().query(**query)
         items.extend(page["Items"])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from ksflow import aws, clock, observability
@@ -93,10 +93,12 @@ def insert(run: WorkflowRun) -> None:
         raise
 
 
-def _gsi_query(definition_id: str, limit: int | None) -> list[dict[str, Any]]:
+def _gsi_query(definition_id: str, limit: int | None, open_only: bool = False) -> list[dict[str, Any]]:
     """Runs of a definition, newest first, reading no more than `limit` items when given."""
     query: dict[str, Any] = {"IndexName": "gsi1", "ScanIndexForward": False,
                              "KeyConditionExpression": Key("gsi1pk").eq(f"WORKFLOWDEF#{definition_id}")}
+    if open_only:
+        query["FilterExpression"] = Attr("status").is_in(list(OPEN_STATUSES))
     items: list[dict[str, Any]] = []
     while True:
         if limit is not None:
@@ -114,6 +116,11 @@ def list_page(definition_id: str, limit: int, offset: int) -> list[WorkflowRun]:
 
 def list_all_for_definition(definition_id: str) -> list[WorkflowRun]:
     return [WorkflowRun.model_validate(item) for item in _gsi_query(definition_id, None)]
+
+
+def list_open_for_definition(definition_id: str) -> list[WorkflowRun]:
+    """PENDING and RUNNING runs (the index is read in full; closed runs are filtered out by DynamoDB)."""
+    return [WorkflowRun.model_validate(item) for item in _gsi_query(definition_id, None, open_only=True)]
 
 
 def _claim_delete(table_name: str, run: WorkflowRun) -> dict[str, Any]:

@@ -114,6 +114,19 @@ def list_for_definition(principal: Principal, definition_id: str, limit: int,
     return run_store.list_page(definition_id, limit, offset), definition.run_count
 
 
+def open_runs_writing_to(tenant_id: str, path_part_ids: set[str]) -> list[WorkflowRun]:
+    """PENDING/RUNNING runs of the tenant with one of these path parts among their snapshot's outputs.
+
+    Reads every definition and each one's runs index: fine for the rare delete that asks.
+    """
+    found: list[WorkflowRun] = []
+    for definition in definitions.list_for_tenant(tenant_id):
+        if definition.run_count:
+            found.extend(run for run in run_store.list_open_for_definition(definition.id)
+                         if any(str(o.path_part_id) in path_part_ids for o in run.run_snapshot.outputs))
+    return found
+
+
 def delete(principal: Principal, run_id: str) -> None:
     """Remove the record and free its idempotency key; an execution still going is left alone."""
     if not run_store.delete(get_visible(principal, run_id)):

@@ -1,0 +1,190 @@
+"""Ingestion records and the chunks they produce.
+
+Items (partition `TENANT#{tenant_id}`):
+- `INGESTION#{document_version_id}`: the version's ingestion (`Ingestion`): status, attempt,
+  the current execution's name, progress (`last_activity`, `chunks_processed`) and `error`.
+- `CHUNK#{document_version_id}#{index:06d}`: one chunk (`text`, `start`/`end` offsets in the
+  extracted text, `attempt` that wrote it). A rerun overwrites chunks by index and deletes
+  those past its own count, so the stored chunks are always exactly one run's.
+
+Every change a task makes is conditional on the ingestion still being open and still
+belonging to the task's execution: a cancel or a newer rerun wins, and a late task of an
+older execution changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from ksflow import aws, clock
+from ksflow.config import settings
+from ksflow.ingestion.chunking import Chunk
+from ksflow.ingestion.models import OPEN_STATUSES, Activity, Ingestion, IngestionStatus
+
+
+def _table() -> Any:
+    return aws.table(settings().table_name)
+
+
+def _pk(tenant_id: str) -> str:
+    return f"TENANT#{tenant_id}"
+
+
+def key(tenant_id: str, document_version_id: str) -> dict[str, str]:
+    return {"pk": _pk(tenant_id), "sk": f"INGESTION#{document_version_id}"}
+
+
+def _chunk_sk(document_version_id: str, index: int) -> str:
+    return f"CHUNK#{document_version_id}#{index:06d}"
+
+
+def put_request(ingestion: Ingestion) -> dict[str, Any]:
+    """The transaction item that creates the ingestion together with its document version."""
+    return {"Put": {"TableName": settings().table_name, "ConditionExpression": "attribute_not_exists(pk)",
+                    "Item": {**key(ingestion.tenant_id, ingestion.document_version_id),
+                             **ingestion.model_dump(mode="json")}}}
+
+
+def get(tenant_id: str, document_version_id: str) -> Ingestion | None:
+    item = _table().get_item(Key=key(tenant_id, document_version_id), ConsistentRead=True).get("Item")
+    return Ingestion.model_validate(item) if item else None
+
+
+def _query(query: dict[str, Any]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    while True:
+        page = _table().query(**query)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def list_for_tenant(tenant_id: str) -> list[Ingestion]:
+    """All of a tenant's ingestions, newest first."""
+    items = _query({"KeyConditionExpression": Key("pk").eq(_pk(tenant_id)) & Key("sk").begins_with("INGESTION#")})
+    ingestions = [Ingestion.model_validate(item) for item in items]
+    return sorted(ingestions, key=lambda i: (i.created_at, i.document_version_id), reverse=True)
+
+
+def _update(tenant_id: str, document_version_id: str, values: dict[str, Any], *,
+            execution_name: str | None, expected_attempt: int | None = None,
+            statuses: Iterable[IngestionStatus] = OPEN_STATUSES) -> Ingestion | None:
+    """SET `values` if the status is one of `statuses` (and the execution/attempt match); None if not."""
+    now = clock.iso(clock.now())
+    values = {**values, "last_state_update_timestamp": now}
+    allowed = {f":status{i}": status.value for i, status in enumerate(statuses)}
+    condition = f"#status IN ({', '.join(allowed)})"
+    extra: dict[str, Any] = {}
+    if execution_name is not None:
+        condition += " AND execution_name = :execution"
+        extra[":execution"] = execution_name
+    if expected_attempt is not None:
+        condition += " AND attempt = :expected_attempt"
+        extra[":expected_attempt"] = expected_attempt
+    try:
+        response = _table().update_item(
+            Key=key(tenant_id, document_version_id),
+            UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in values),
+            ConditionExpression=f"attribute_exists(pk) AND {condition}",
+            ExpressionAttributeNames={"#status": "status", **{f"#{name}": name for name in values}},
+            ExpressionAttributeValues={**{f":{name}": value for name, value in values.items()}, **allowed, **extra},
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return None
+        raise
+    return Ingestion.model_validate(response["Attributes"])
+
+
+def begin(tenant_id: str, document_version_id: str, execution_name: str) -> Ingestion | None:
+    """pending -> processing for the current execution; None if cancelled, superseded or deleted."""
+    now = clock.iso(clock.now())
+    return _update(tenant_id, document_version_id,
+                   {"status": IngestionStatus.PROCESSING.value, "last_activity": Activity.EXTRACT.value,
+                    "start_time": now},
+                   execution_name=execution_name)
+
+
+def record_activity(tenant_id: str, document_version_id: str, execution_name: str, activity: Activity) -> bool:
+    return _update(tenant_id, document_version_id, {"last_activity": activity.value},
+                   execution_name=execution_name) is not None
+
+
+def complete(tenant_id: str, document_version_id: str, execution_name: str, chunks: int) -> bool:
+    return _update(tenant_id, document_version_id,
+                   {"status": IngestionStatus.COMPLETED.value, "last_activity": Activity.COMPLETED.value,
+                    "chunks_processed": chunks, "error": None, "close_time": clock.iso(clock.now())},
+                   execution_name=execution_name) is not None
+
+
+def fail(tenant_id: str, document_version_id: str, execution_name: str, error: str) -> bool:
+    return _update(tenant_id, document_version_id,
+                   {"status": IngestionStatus.FAILED.value, "last_activity": Activity.FAILED.value,
+                    "error": error[:8192], "close_time": clock.iso(clock.now())},
+                   execution_name=execution_name) is not None
+
+
+def cancel(tenant_id: str, document_version_id: str) -> Ingestion | None:
+    """Open -> cancelled, whichever execution runs; None if it already ended."""
+    return _update(tenant_id, document_version_id,
+                   {"status": IngestionStatus.CANCELLED.value, "last_activity": Activity.CANCELLED.value,
+                    "close_time": clock.iso(clock.now())},
+                   execution_name=None)
+
+
+def restart(ingestion: Ingestion, execution_name: str) -> Ingestion | None:
+    """A finished ingestion becomes pending under a new attempt; None if it is open or changed meanwhile."""
+    now = clock.iso(clock.now())
+    finished = [s for s in IngestionStatus if not s.open]
+    return _update(ingestion.tenant_id, ingestion.document_version_id,
+                   {"status": IngestionStatus.PENDING.value, "last_activity": Activity.RERUN.value,
+                    "attempt": ingestion.attempt + 1, "execution_name": execution_name, "error": None,
+                    "last_run_timestamp": now, "start_time": None, "close_time": None},
+                   execution_name=None, expected_attempt=ingestion.attempt, statuses=finished)
+
+
+def replace_chunks(tenant_id: str, document_version_id: str, chunks: list[Chunk], attempt: int) -> None:
+    """Write chunks by index (overwriting a previous run's) and delete any beyond this run's count."""
+    now = clock.iso(clock.now())
+    with _table().batch_writer() as batch:
+        for chunk in chunks:
+            batch.put_item(Item={"pk": _pk(tenant_id), "sk": _chunk_sk(document_version_id, chunk.index),
+                                 "tenant_id": tenant_id, "document_version_id": document_version_id,
+                                 "index": chunk.index, "text": chunk.text, "start": chunk.start, "end": chunk.end,
+                                 "attempt": attempt, "created_at": now})
+        for stale in _chunk_keys(tenant_id, document_version_id, first_index=len(chunks)):
+            batch.delete_item(Key=stale)
+
+
+def _chunk_keys(tenant_id: str, document_version_id: str, first_index: int = 0) -> list[dict[str, str]]:
+    condition = Key("pk").eq(_pk(tenant_id)) & Key("sk").between(
+        _chunk_sk(document_version_id, first_index), f"CHUNK#{document_version_id}#~")
+    return [{"pk": item["pk"], "sk": item["sk"]}
+            for item in _query({"KeyConditionExpression": condition, "ProjectionExpression": "pk, sk"})]
+
+
+def list_chunks(tenant_id: str, document_version_id: str) -> list[dict[str, Any]]:
+    """A version's chunks in order."""
+    condition = Key("pk").eq(_pk(tenant_id)) & Key("sk").begins_with(f"CHUNK#{document_version_id}#")
+    return _query({"KeyConditionExpression": condition})
+
+
+def delete_chunks(tenant_id: str, document_version_id: str) -> None:
+    with _table().batch_writer() as batch:
+        for chunk_key in _chunk_keys(tenant_id, document_version_id):
+            batch.delete_item(Key=chunk_key)
+
+
+def delete(tenant_id: str, document_version_ids: list[str]) -> None:
+    """Remove ingestions and all their chunks (their document versions are being deleted)."""
+    for version_id in document_version_ids:
+        delete_chunks(tenant_id, version_id)
+    with _table().batch_writer() as batch:
+        for version_id in document_version_ids:
+            batch.delete_item(Key=key(tenant_id, version_id))

@@ -1,0 +1,192 @@
+"""Documents and their ingestion: the file bucket, the ingestion task functions and state machine.
+
+The bucket is versioned and encrypted with its own customer-managed key (rotated), blocks
+public access, refuses plain HTTP, and logs access to a separate log bucket. Every function
+reaches only the `tenants/` prefix, and only with the actions its code performs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+from infra import nag
+from infra.data import Data
+from infra.function import KsflowFunction
+from infra.settings import EnvironmentSettings
+from ksflow import catalog
+
+OBJECT_PREFIX = "tenants/"
+NONCURRENT_VERSION_DAYS = 30
+ACCESS_LOG_DAYS = 365
+
+
+class Documents(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: EnvironmentSettings,
+        data: Data,
+        code: lambda_.Code,
+        definition_file: Path,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="ksflow: encryption at rest of uploaded documents",
+            enable_key_rotation=True,
+            pending_window=Duration.days(30 if settings.retain else 7),
+            removal_policy=settings.removal_policy,
+        )
+        # Server access logs cannot be delivered to a bucket encrypted with a customer key: SSE-S3.
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(ACCESS_LOG_DAYS))],
+            removal_policy=settings.removal_policy,
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.access_logs,
+            [NagPackSuppression(id="AwsSolutions-S1", reason="This is the access log bucket of the documents "
+                                                               "bucket; logging it into itself would loop.")],
+        )
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            versioned=True,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="documents/",
+            # Deletes remove every version themselves; this only bounds what an overwrite leaves behind.
+            lifecycle_rules=[s3.LifecycleRule(
+                noncurrent_version_expiration=Duration.days(NONCURRENT_VERSION_DAYS),
+                abort_incomplete_multipart_upload_after=Duration.days(1),
+            )],
+            removal_policy=settings.removal_policy,
+        )
+        self.objects_arn = self.bucket.arn_for_objects(f"{OBJECT_PREFIX}*")
+
+        # --- Ingestion tasks ---
+        self.ingest = KsflowFunction(
+            self,
+            "IngestFunction",
+            settings=settings,
+            code=code,
+            handler=catalog.HANDLERS["Ingest"],
+            description="Reads an uploaded document version, extracts its text, chunks it and stores the chunks",
+            environment={"TABLE_NAME": data.table.table_name, "DOCUMENTS_BUCKET": self.bucket.bucket_name},
+            timeout=Duration.seconds(300),
+            memory_size=2048,
+        )
+        data.table.grant_read_write_data(self.ingest.function)
+        self.ingest.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.objects_arn])
+        )
+        self.key.grant_decrypt(self.ingest.function)
+
+        self.ingestion_failure = KsflowFunction(
+            self,
+            "IngestionFailureFunction",
+            settings=settings,
+            code=code,
+            handler=catalog.HANDLERS["IngestionFailure"],
+            description="Records why an ingestion's task crashed or timed out, unless the ingestion already ended",
+            environment={"TABLE_NAME": data.table.table_name},
+            timeout=Duration.seconds(30),
+            memory_size=256,
+        )
+        data.table.grant_read_write_data(self.ingestion_failure.function)
+
+        # --- The ingestion state machine, from the ASL file the local stack also runs ---
+        self.state_machine_log_group = logs.LogGroup(
+            self,
+            "IngestionStateMachineLogGroup",
+            retention=settings.log_retention,
+            removal_policy=settings.removal_policy,
+        )
+        functions = {"Ingest": self.ingest, "IngestionFailure": self.ingestion_failure}
+        self.state_machine = sfn.StateMachine(
+            self,
+            "IngestionStateMachine",
+            comment="Ingests one document version: extract text, chunk, store chunks",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_file(str(definition_file)),
+            definition_substitutions={
+                placeholder: functions[name].function_arn
+                for placeholder, name in catalog.INGESTION_STATE_MACHINE_SUBSTITUTIONS.items()
+            },
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=self.state_machine_log_group,
+                level=sfn.LogLevel.ALL,
+                include_execution_data=True,
+            ),
+        )
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[self.ingest.function_arn, self.ingestion_failure.function_arn],
+            )
+        )
+
+        NagSuppressions.add_resource_suppressions(
+            [self.ingest.role, self.ingestion_failure.role], [nag.table_access()], apply_to_children=True
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.ingest.role, [nag.document_objects("s3:GetObject")], apply_to_children=True
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.state_machine, [nag.state_machine_delivery()], apply_to_children=True
+        )
+
+    def serve_api(self, api: KsflowFunction) -> None:
+        """What the API function needs for uploads, reruns, cancels and deletes, and where to find it."""
+        api.add_environment("DOCUMENTS_BUCKET", self.bucket.bucket_name)
+        api.add_environment("INGESTION_STATE_MACHINE_ARN", self.state_machine.state_machine_arn)
+        fn = api.function
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+                resources=[self.objects_arn],
+            )
+        )
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucketVersions"],
+                resources=[self.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{OBJECT_PREFIX}*"]}},
+            )
+        )
+        # PutObject under SSE-KMS has S3 generate a data key on the caller's behalf; nothing is decrypted.
+        self.key.grant(fn, "kms:GenerateDataKey")
+        self.state_machine.grant_start_execution(fn)
+        self.state_machine.grant_execution(fn, "states:StopExecution", "states:DescribeExecution")
+        NagSuppressions.add_resource_suppressions(
+            api.role,
+            [
+                nag.document_objects("s3:PutObject/DeleteObject/DeleteObjectVersion"),
+                nag.ingestion_executions("states:StopExecution/DescribeExecution"),
+            ],
+            apply_to_children=True,
+        )
