@@ -13,9 +13,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
@@ -23,6 +21,7 @@ from infra import nag
 from infra.data import Data
 from infra.function import KsflowFunction
 from infra.settings import EnvironmentSettings
+from infra.state_machine import asl_state_machine
 from ksflow import catalog
 
 OBJECT_PREFIX = "tenants/"
@@ -119,35 +118,14 @@ class Documents(Construct):
         data.table.grant_read_write_data(self.ingestion_failure.function)
 
         # --- The ingestion state machine, from the ASL file the local stack also runs ---
-        self.state_machine_log_group = logs.LogGroup(
-            self,
-            "IngestionStateMachineLogGroup",
-            retention=settings.log_retention,
-            removal_policy=settings.removal_policy,
-        )
-        functions = {"Ingest": self.ingest, "IngestionFailure": self.ingestion_failure}
-        self.state_machine = sfn.StateMachine(
+        self.state_machine, self.state_machine_log_group = asl_state_machine(
             self,
             "IngestionStateMachine",
+            settings=settings,
+            definition_file=definition_file,
             comment="Ingests one document version: extract text, chunk, store chunks",
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_file(str(definition_file)),
-            definition_substitutions={
-                placeholder: functions[name].function_arn
-                for placeholder, name in catalog.INGESTION_STATE_MACHINE_SUBSTITUTIONS.items()
-            },
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=self.state_machine_log_group,
-                level=sfn.LogLevel.ALL,
-                include_execution_data=True,
-            ),
-        )
-        self.state_machine.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"],
-                resources=[self.ingest.function_arn, self.ingestion_failure.function_arn],
-            )
+            substitutions=catalog.INGESTION_STATE_MACHINE_SUBSTITUTIONS,
+            functions={"Ingest": self.ingest, "IngestionFailure": self.ingestion_failure},
         )
 
         NagSuppressions.add_resource_suppressions(
@@ -155,9 +133,6 @@ class Documents(Construct):
         )
         NagSuppressions.add_resource_suppressions(
             self.ingest.role, [nag.document_objects("s3:GetObject")], apply_to_children=True
-        )
-        NagSuppressions.add_resource_suppressions(
-            self.state_machine, [nag.state_machine_delivery()], apply_to_children=True
         )
 
     def serve_api(self, api: KsflowFunction) -> None:

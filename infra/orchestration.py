@@ -9,10 +9,8 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
@@ -20,6 +18,7 @@ from infra import nag
 from infra.data import Data
 from infra.function import KsflowFunction
 from infra.settings import EnvironmentSettings
+from infra.state_machine import asl_state_machine
 from ksflow import catalog
 
 ABNORMAL_EXECUTION_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
@@ -134,37 +133,14 @@ class Orchestration(Construct):
             )
 
         # --- The run state machine, defined by the ASL file the local stack also runs ---
-        self.state_machine_log_group = logs.LogGroup(
-            self,
-            "RunStateMachineLogGroup",
-            retention=settings.log_retention,
-            removal_policy=settings.removal_policy,
-        )
-        functions = {"Dispatcher": self.dispatcher, "RunFailure": self.run_failure}
-        self.state_machine = sfn.StateMachine(
+        self.state_machine, self.state_machine_log_group = asl_state_machine(
             self,
             "RunStateMachine",
+            settings=settings,
+            definition_file=definition_file,
             comment="One workflow run: dispatch to the runner, await its callback until the deadline",
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_file(str(definition_file)),
-            definition_substitutions={
-                placeholder: functions[name].function_arn
-                for placeholder, name in catalog.RUN_STATE_MACHINE_SUBSTITUTIONS.items()
-            },
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=self.state_machine_log_group,
-                level=sfn.LogLevel.ALL,
-                include_execution_data=True,
-            ),
-        )
-        # The definition comes from a file, so CDK cannot infer these grants; the ASL invokes the
-        # unqualified ARNs, so no version/alias wildcard is needed.
-        self.state_machine.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"],
-                resources=[self.dispatcher.function_arn, self.run_failure.function_arn],
-            )
+            substitutions=catalog.RUN_STATE_MACHINE_SUBSTITUTIONS,
+            functions={"Dispatcher": self.dispatcher, "RunFailure": self.run_failure},
         )
         self.state_machine_arn = self.state_machine.state_machine_arn
 
@@ -236,9 +212,6 @@ class Orchestration(Construct):
         )
         NagSuppressions.add_resource_suppressions(
             self.expiry.role, [nag.run_executions("states:StopExecution")], apply_to_children=True
-        )
-        NagSuppressions.add_resource_suppressions(
-            self.state_machine, [nag.state_machine_delivery()], apply_to_children=True
         )
 
 
