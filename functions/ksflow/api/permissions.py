@@ -81,8 +81,10 @@ def list_permissions(tenant_id: UUID, user_id: UUID, principal: CurrentPrincipal
 
 @router.patch("/v1/user-permissions/<permission_id>", tags=TAGS, summary="Change a permission",
               responses=documented(200, 403, 404))
-def update_permission(permission_id: UUID, request: UpdatePermissionRequest,
-                      principal: CurrentPrincipal) -> PermissionResponse:
+def update_permission(permission_id: UUID, request: UpdatePermissionRequest, principal: CurrentPrincipal,
+                      tenant_id: UUID | None = None) -> PermissionResponse:
+    if tenant_id is not None:
+        _same_tenant(principal, tenant_id)
     path_part_id = str(request.path_part_id) if request.path_part_id else None
     changed = permissions.update(principal, str(permission_id), path_part_id, request.capability)
     return _responses(principal, [changed])[0]
@@ -90,5 +92,7 @@ def update_permission(permission_id: UUID, request: UpdatePermissionRequest,
 
 @router.delete("/v1/user-permissions/<permission_id>", status_code=204, tags=TAGS, summary="Revoke a permission",
                responses=documented(204, 403, 404))
-def delete_permission(permission_id: UUID, principal: CurrentPrincipal) -> None:
+def delete_permission(permission_id: UUID, principal: CurrentPrincipal, tenant_id: UUID | None = None) -> None:
+    if tenant_id is not None:
+        _same_tenant(principal, tenant_id)
     permissions.delete(principal, str(permission_id))
