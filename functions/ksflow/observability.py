@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 if TYPE_CHECKING:
     from ksflow.workflows.models import WorkflowRun
@@ -30,11 +30,13 @@ def follow_run(run: WorkflowRun) -> None:
 def run_ended(run: WorkflowRun) -> None:
     """RunsCompleted or RunsFailed by who ended the run (callback, timeout, dispatch, ...) and its duration."""
     name = "RunsCompleted" if run.status.value == "COMPLETED" else "RunsFailed"
-    reason = run.ended_by.value if run.ended_by else "unknown"
-    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
-        metric.add_dimension("reason", reason)
+    outcome = EphemeralMetrics(namespace=NAMESPACE, service="ksflow")
+    outcome.add_dimension("reason", run.ended_by.value if run.ended_by else "unknown")
+    outcome.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    outcome.flush_metrics()
     if run.completed_at is not None:
-        duration = (run.completed_at - run.started_at).total_seconds() * 1000
-        with single_metric(name="RunDuration", unit=MetricUnit.Milliseconds, value=duration,
-                           namespace=NAMESPACE) as metric:
-            metric.add_dimension("status", run.status.value)
+        duration = EphemeralMetrics(namespace=NAMESPACE, service="ksflow")
+        duration.add_dimension("status", run.status.value)
+        duration.add_metric(name="RunDuration", unit=MetricUnit.Milliseconds,
+                            value=(run.completed_at - run.started_at).total_seconds() * 1000)
+        duration.flush_metrics()
