@@ -213,17 +213,24 @@ def test_bearer_and_signature_both_present(tenant: CreatedTenant, other_tenant: 
     assert ok.status == 200, ok.body
 
 
-def test_a_plain_secret_signs_with_its_utf8_bytes(aws_env: dict[str, str], tenant: CreatedTenant,
-                                                  runner_factory: Callable[..., Runner],
-                                                  knowledge: dict[str, str]) -> None:
-    secret = "plain runner secret"
+def _running_run_signed_with(secret: str, tenant: CreatedTenant, runner_factory: Callable[..., Runner],
+                             knowledge: dict[str, str]) -> dict[str, Any]:
+    """A RUNNING run of a definition whose webhook secret is `secret`; its runner never calls back."""
     runner = runner_factory(secret=secret, delay=3600)
     body = definition_body(knowledge, runner.url)
     body["runner_config"]["webhook_secret"] = secret
     definition = call_api("POST", "/v1/workflow-definitions", body, tenant.api_key).body
-    run = call_api("POST", f"/v1/workflow-definitions/{definition['id']}/invoke", {}, tenant.api_key).body
-    # The example runner verifies the dispatch with `standardwebhooks` keyed by the UTF-8 bytes.
+    run = dict(call_api("POST", f"/v1/workflow-definitions/{definition['id']}/invoke", {}, tenant.api_key).body)
     wait_for(lambda: get_run(run["id"], tenant.api_key)["status"] == "RUNNING", timeout=10)
+    return run
+
+
+def test_a_plain_secret_signs_with_its_utf8_bytes(aws_env: dict[str, str], tenant: CreatedTenant,
+                                                  runner_factory: Callable[..., Runner],
+                                                  knowledge: dict[str, str]) -> None:
+    secret = "plain runner secret"
+    # The example runner verifies the dispatch with `standardwebhooks` keyed by the UTF-8 bytes.
+    run = _running_run_signed_with(secret, tenant, runner_factory, knowledge)
     assert callback(run["id"], {"status": "COMPLETED"}, secret=RUNNER_SECRET).status == 401
     assert callback(run["id"], {"status": "COMPLETED"}, secret=secret).status == 200
     assert execution_status(aws_env, run["workflow_id"]) == "SUCCEEDED"
@@ -234,12 +241,7 @@ def test_the_secret_never_reaches_a_log_line(aws_env: dict[str, str], tenant: Cr
                                              log_lines: list[str]) -> None:
     """Through a whole run: create, dispatch (which signs), a forged callback, a signed one."""
     secret = "whsec_" + base64.b64encode(uuid.uuid4().bytes * 2).decode()
-    runner = runner_factory(secret=secret, delay=3600)
-    body = definition_body(knowledge, runner.url)
-    body["runner_config"]["webhook_secret"] = secret
-    definition = call_api("POST", "/v1/workflow-definitions", body, tenant.api_key).body
-    run = call_api("POST", f"/v1/workflow-definitions/{definition['id']}/invoke", {}, tenant.api_key).body
-    wait_for(lambda: get_run(run["id"], tenant.api_key)["status"] == "RUNNING", timeout=10)
+    run = _running_run_signed_with(secret, tenant, runner_factory, knowledge)
     assert callback(run["id"], {"status": "COMPLETED"}, secret=OTHER_SECRET).status == 401
     assert callback(run["id"], {"status": "COMPLETED"}, secret=secret).status == 200
     assert execution_status(aws_env, run["workflow_id"]) == "SUCCEEDED"
