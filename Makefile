@@ -40,8 +40,23 @@ NODE_MODULES := node_modules/.package-lock.json
 ASL_FILES := $(wildcard functions/ksflow/orchestration/*.asl.json)
 # W3005 flags the explicit DependsOn CDK adds next to a GetAtt; harmless.
 CFN_LINT := $(BIN)/cfn-lint --ignore-checks W3005 --
+# checkov pins an older boto3 than the project does, so it gets a virtualenv of its own, rebuilt when
+# requirements-checkov.txt changes. Findings are fixed or skipped in each resource's metadata, with the reason.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+CHECKOV := $(CHECKOV_VENV)/bin/checkov --framework cloudformation --skip-download --compact --quiet
+# Prod deploys stop for approval of anything that broadens IAM or security groups (and fail without a
+# terminal to ask on); dev deploys do not ask.
+REQUIRE_APPROVAL := $(if $(filter prod,$(ENV)),broadening,never)
 
-.PHONY: synth deploy destroy cfn-lint asl-lint
+.PHONY: synth deploy destroy cfn-lint asl-lint checkov
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
 
 # The pinned CLI and validators; reinstalled only when the lock file changes.
 $(NODE_MODULES): package.json package-lock.json
@@ -53,15 +68,16 @@ asl-lint: $(NODE_MODULES)
 
 # The built-in CloudFormation validation stays on here (tests turn it off for speed).
 synth: export CDK_VALIDATION ?= true
-synth: $(STAMP) $(NODE_MODULES) asl-lint
+synth: $(STAMP) $(NODE_MODULES) $(CHECKOV_STAMP) asl-lint
 	rm -rf cdk.out
 	$(NPX) cdk synth --no-notices --quiet -c env=$(ENV)
 	$(CFN_LINT) cdk.out/*.template.json
+	$(CHECKOV) --file cdk.out/*.template.json
 
 # Deploys to the account and region of the current AWS credentials (after `cdk bootstrap`).
 # ALARM_EMAIL subscribes an address to the alarm topic.
 deploy: $(STAMP) $(NODE_MODULES)
-	$(NPX) cdk deploy --no-notices -c env=$(ENV) --require-approval never \
+	$(NPX) cdk deploy --no-notices -c env=$(ENV) --require-approval $(REQUIRE_APPROVAL) \
 		$(if $(ALARM_EMAIL),--parameters AlarmEmail=$(ALARM_EMAIL))
 
 destroy: $(STAMP) $(NODE_MODULES)
@@ -71,15 +87,22 @@ destroy: $(STAMP) $(NODE_MODULES)
 cfn-lint: $(STAMP)
 	@test -n "$(wildcard cdk.out/*.template.json)" || { echo "no templates in cdk.out: run make synth"; exit 1; }
 	$(CFN_LINT) cdk.out/*.template.json
+
+# Scans the templates of the last synth.
+checkov: $(CHECKOV_STAMP)
+	@test -n "$(wildcard cdk.out/*.template.json)" || { echo "no templates in cdk.out: run make synth"; exit 1; }
+	$(CHECKOV) --file cdk.out/*.template.json
 # --- end CDK ---
 
 # Counts AWS calls, state transitions and Lambda invocations per operation; writes .bench/results.json.
+# Then the API function's cold start against a bare Powertools resolver; writes .bench/cold_start.json.
 bench: $(STAMP)
 	$(BIN)/python -W ignore -m benchmarks.cost
+	$(BIN)/python -W ignore -m benchmarks.cold_start
 
 # Schema-driven fuzzing of the local stack's OpenAPI document (no 5xx, no undocumented responses).
 fuzz: $(STAMP)
 	scripts/fuzz.sh
 
 clean:
-	rm -rf $(VENV) cdk.out .local .bench node_modules .build
+	rm -rf $(VENV) $(CHECKOV_VENV) cdk.out .local .bench node_modules .build

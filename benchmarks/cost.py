@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -177,16 +178,45 @@ def main() -> dict[str, Any]:
 
         # Per completed run: transitions and task Lambdas from its execution history, plus the two API calls.
         sfn = boto3.client("stepfunctions")
-        arn = env["RUN_STATE_MACHINE_ARN"].replace(":stateMachine:", ":execution:") + f":run-{run['id']}"
-        wait_for(lambda: request("GET", f"/v1/workflow-runs/{run['id']}", key)[1]["status"] == "RUNNING")
-        signed_callback(run["id"], "COMPLETED")
-        wait_for(lambda: sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED")
-        history = sfn.get_execution_history(executionArn=arn)["events"]
-        per_run = {
-            "state_transitions": sum(1 for e in history if e["type"].endswith("StateEntered")),
-            "lambda_invocations": 2 + sum(1 for e in history if e["type"] == "TaskScheduled"
-                                          and "lambda" in e["taskScheduledEventDetails"]["resourceType"]),
-        }
+
+        def history(run_id: str) -> list[dict[str, Any]]:
+            arn = env["RUN_STATE_MACHINE_ARN"].replace(":stateMachine:", ":execution:") + f":run-{run_id}"
+            return list(sfn.get_execution_history(executionArn=arn)["events"])
+
+        def dispatch_retries(events: list[dict[str, Any]]) -> int:
+            return sum(1 for e in events if e["type"] == "TaskStateEntered"
+                       and e["stateEnteredEventDetails"]["name"] == "PlanRedispatch")
+
+        def completed_run_cost(run_id: str) -> dict[str, int]:
+            wait_for(lambda: request("GET", f"/v1/workflow-runs/{run_id}", key)[1]["status"] == "RUNNING")
+            signed_callback(run_id, "COMPLETED")
+            wait_for(lambda: history(run_id)[-1]["type"] == "ExecutionSucceeded")
+            events = history(run_id)
+            return {
+                "state_transitions": sum(1 for e in events if e["type"].endswith("StateEntered")),
+                "lambda_invocations": 2 + sum(1 for e in events if e["type"] == "TaskScheduled"
+                                              and "lambda" in e["taskScheduledEventDetails"]["resourceType"]),
+                "dispatch_retries": dispatch_retries(events),
+            }
+
+        per_run = completed_run_cost(run["id"])
+
+        # One dispatch retry: the runner is down for the first attempt and back for the next one.
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            down_port = probe.getsockname()[1]
+        flaky = request("POST", "/v1/workflow-definitions", key, {
+            **definition, "runner_config": {"url": f"http://127.0.0.1:{down_port}/", "webhook_secret": SECRET}})[1]
+        retried = request("POST", f"/v1/workflow-definitions/{flaky['id']}/invoke", key, {})[1]
+        wait_for(lambda: dispatch_retries(history(retried["id"])))
+        revived = example.make_server("127.0.0.1", down_port, SECRET, delay=3600, fail=False, log=lambda _: None)
+        threading.Thread(target=revived.serve_forever, daemon=True).start()
+        with_retries = completed_run_cost(retried["id"])
+        retries = with_retries.pop("dispatch_retries")
+        assert retries >= 1, "the first dispatch did not fail"
+        per_retry = {name: (with_retries[name] - per_run[name]) / retries for name in with_retries}
+        per_run.pop("dispatch_retries")
+        revived.shutdown()
 
         template = run_store.get(run["id"])
         assert template is not None
@@ -208,7 +238,8 @@ def main() -> dict[str, Any]:
                                                  statusFilter="RUNNING")["executions"])
         silent.shutdown()
         server.shutdown()
-    return {"operations": operations, "per_completed_run": per_run, "list_runs_scaling": scaling}
+    return {"operations": operations, "per_completed_run": per_run, "per_dispatch_retry": per_retry,
+            "list_runs_scaling": scaling}
 
 
 TARGETS = {"get_run": 1, "list_runs": 2, "invoke": 5, "callback": 4}
@@ -221,8 +252,11 @@ def report(results: dict[str, Any]) -> str:
         lines.append(f"{name:<20}{numbers['aws_calls']:>10}{target!s:>8}  "
                      + ", ".join(f"{k} x{v}" for k, v in sorted(numbers["calls"].items())))
     per_run = results["per_completed_run"]
-    lines.append(f"per completed run: {per_run['state_transitions']} state transitions (target 2), "
+    lines.append(f"per completed run: {per_run['state_transitions']} state transitions (target 1), "
                  f"{per_run['lambda_invocations']} Lambda invocations (target 3)")
+    per_retry = results["per_dispatch_retry"]
+    lines.append(f"per dispatch retry (runner unavailable): {per_retry['state_transitions']:g} more state "
+                 f"transitions, {per_retry['lambda_invocations']:g} more Lambda invocations")
     scaling = results["list_runs_scaling"]
     lines.append(f"list runs, first page: {scaling['runs_10']['items_read']} items read at 10 runs, "
                  f"{scaling['runs_10000']['items_read']} at 10,000 runs: ratio {scaling['ratio']} (target 1.2)")

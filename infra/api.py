@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import jsii
-from aws_cdk import CfnParameter, Duration, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
@@ -18,6 +18,7 @@ from constructs import Construct
 from infra import nag
 from infra.data import Data
 from infra.function import KsflowFunction
+from infra.log_groups import log_group
 from infra.orchestration import Orchestration, task_response_policy
 from infra.settings import EnvironmentSettings
 from ksflow import catalog
@@ -70,12 +71,21 @@ class _AccessLogSettings:
 
 
 CALLBACK_PATH = "/v1/workflow-runs/{run_id}/callback"
+# Under API Gateway's 30 s integration limit, so a slow request ends as the function's own timeout
+# (logged, alarmed) rather than a gateway 503 while the function goes on working.
+API_FUNCTION_TIMEOUT = Duration.seconds(29)
 
-
-def throttle_parameter(stack: Stack, name: str, default: int, description: str) -> float:
-    """A deploy-time parameter whose default comes from the environment's cdk.json settings."""
-    parameter = CfnParameter(stack, name, type="Number", default=default, min_value=1, description=description)
-    return parameter.value_as_number
+# Every item action the API's code calls (handlers, stores, transactions); never Scan.
+API_TABLE_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+]
 
 
 class Api(Construct):
@@ -110,16 +120,20 @@ class Api(Construct):
                 "ALLOW_LOOPBACK_RUNNERS": "false",
                 "EXPIRY_GRACE_SECONDS": str(settings.expiry_grace_seconds),
             },
-            timeout=Duration.seconds(30),
+            timeout=API_FUNCTION_TIMEOUT,
             memory_size=1024,
         )
         fn = self.function.function
-        data.table.grant_read_write_data(fn)
-        # Exactly what encrypting/decrypting webhook secrets needs (no ReEncrypt*/GenerateDataKey* wildcards).
-        data.secrets_key.grant(fn, "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey")
+        # Every partition: the API serves identity, knowledge, definitions, runs and their claims.
+        data.grant_items(self.function, API_TABLE_ACTIONS, partitions=None, index=True)
+        # Webhook secrets are encrypted (new definitions, rotation) and decrypted (callback signatures).
+        data.secrets_key.grant(fn, "kms:Encrypt", "kms:Decrypt")
         orchestration.state_machine.grant_start_execution(fn)
-        orchestration.state_machine.grant_execution(fn, "states:StopExecution", "states:DescribeExecution")
-        self.task_response = task_response_policy(self, "ApiTaskResponsePolicy", self.function)
+        orchestration.state_machine.grant_execution(fn, "states:StopExecution")
+        # The callback and cancels end the wait of a run's execution.
+        self.task_response = task_response_policy(
+            self, "ApiTaskResponsePolicy", self.function, ["states:SendTaskSuccess"]
+        )
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["scheduler:CreateSchedule", "scheduler:DeleteSchedule"],
@@ -145,17 +159,13 @@ class Api(Construct):
         self.http_api = apigwv2.HttpApi(
             self,
             "HttpApi",
-            description="ksflow workflow API",
+            api_name=settings.stack_name,
+            description=f"ksflow workflow API ({settings.name})",
             default_integration=integration,
             # The stage is declared below so it can carry access logging and throttling.
             create_default_stage=False,
         )
-        self.access_log_group = logs.LogGroup(
-            self,
-            "AccessLogGroup",
-            retention=settings.log_retention,
-            removal_policy=settings.removal_policy,
-        )
+        self.access_log_group = log_group(self, "AccessLogGroup", settings)
         self.stage = apigwv2.HttpStage(
             self,
             "DefaultStage",
@@ -163,11 +173,10 @@ class Api(Construct):
             stage_name="$default",
             auto_deploy=True,
             access_log_settings=_AccessLogSettings(self.access_log_group),
+            # Values, not stack parameters: a deploy reuses a parameter's previous value, so a change to
+            # cdk.json would never reach a deployed stack.
             throttle=apigwv2.ThrottleSettings(
-                rate_limit=throttle_parameter(stack, "ApiThrottleRateLimit", settings.throttle_rate_limit,
-                                              "Steady-state requests per second across the API"),
-                burst_limit=throttle_parameter(stack, "ApiThrottleBurstLimit", settings.throttle_burst_limit,
-                                               "Burst of requests across the API"),
+                rate_limit=settings.throttle_rate_limit, burst_limit=settings.throttle_burst_limit
             ),
         )
         # The callback is the one unauthenticated route: its own, tighter limits bound what an
@@ -178,12 +187,8 @@ class Api(Construct):
         assert isinstance(stage_resource, apigwv2.CfnStage)
         stage_resource.add_property_override("RouteSettings", {
             f"POST {CALLBACK_PATH}": {
-                "ThrottlingRateLimit": throttle_parameter(
-                    stack, "CallbackThrottleRateLimit", settings.callback_throttle_rate_limit,
-                    "Steady-state runner callbacks per second"),
-                "ThrottlingBurstLimit": throttle_parameter(
-                    stack, "CallbackThrottleBurstLimit", settings.callback_throttle_burst_limit,
-                    "Burst of runner callbacks"),
+                "ThrottlingRateLimit": settings.callback_throttle_rate_limit,
+                "ThrottlingBurstLimit": settings.callback_throttle_burst_limit,
             },
         })
         for route in self.callback_routes:
@@ -200,8 +205,8 @@ class Api(Construct):
         NagSuppressions.add_resource_suppressions(
             self.function.role,
             [
-                nag.table_access(),
-                nag.run_executions("states:StopExecution/DescribeExecution"),
+                nag.table_key_use(),
+                nag.run_executions("states:StopExecution"),
                 nag.run_schedules("scheduler:CreateSchedule/DeleteSchedule"),
             ],
             apply_to_children=True,

@@ -1,16 +1,35 @@
-"""State: the single DynamoDB table and the KMS keys that protect it and the webhook secrets."""
+"""State: the single DynamoDB table and the KMS keys that protect it and the webhook secrets.
+
+Table access is granted per function: only the item actions its code calls, and, for every function but
+the API, only in the partitions it works in (a `dynamodb:LeadingKeys` allow-list). Identity items live in
+partitions of their own (`APIKEY#`, `IDENTITY#`), which only the API may reach.
+"""
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from collections.abc import Sequence
+
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from infra.function import KsflowFunction
 from infra.settings import EnvironmentSettings
 
 GSI1 = "gsi1"
+# Items that must expire set it: webhook replay claims, upload sessions. Runs and everything else never do.
 TTL_ATTRIBUTE = "expires_at"
+
+# Partition key prefixes (see the `store` modules of functions/ksflow).
+RUN_PARTITIONS = ("RUN#",)
+TENANT_PARTITIONS = ("TENANT#",)
+
+READ_ACTIONS = frozenset({"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"})
+# Reads decrypt with the table key; writes also have DynamoDB encrypt new data under it.
+KEY_READ_ACTIONS = ("kms:Decrypt", "kms:DescribeKey")
+KEY_WRITE_ACTIONS = ("kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*")
 
 
 class Data(Construct):
@@ -55,4 +74,38 @@ class Data(Construct):
             partition_key=dynamodb.Attribute(name="gsi1pk", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="gsi1sk", type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.ALL,
+        )
+
+    def grant_items(
+        self,
+        grantee: KsflowFunction,
+        actions: Sequence[str],
+        *,
+        partitions: Sequence[str] | None,
+        index: bool = False,
+    ) -> None:
+        """`actions` (`dynamodb:...`, never Scan) on items whose partition key starts with one of `partitions`.
+
+        `partitions=None` allows every partition: only for the API, which serves every kind of item.
+        `index`: also on gsi1 (Query), whose partition key a LeadingKeys condition would not describe.
+        """
+        assert "dynamodb:Scan" not in actions, "no function scans the table"
+        resources = [self.table.table_arn, *([f"{self.table.table_arn}/index/{GSI1}"] if index else [])]
+        conditions = None
+        if partitions is not None:
+            assert not index, "a partition allow-list describes table keys, not index keys"
+            conditions = {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{prefix}*" for prefix in partitions]}
+            }
+        grantee.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=sorted(actions), resources=resources, conditions=conditions)
+        )
+        writes = not READ_ACTIONS.issuperset(actions)
+        # The table key only through DynamoDB: the role cannot use it to decrypt anything directly.
+        grantee.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[*KEY_READ_ACTIONS, *(KEY_WRITE_ACTIONS if writes else ())],
+                resources=[self.table_key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Aws.REGION}.amazonaws.com"}},
+            )
         )

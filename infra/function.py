@@ -4,17 +4,36 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import jsii
 from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from infra import nag
+from infra import checkov, nag
+from infra.log_groups import log_group
 from infra.settings import EnvironmentSettings
 
-SERVICE_NAME = "ksflow"
+# Lambda's own retries of a failed asynchronous invocation (its default, made explicit), and how long an
+# event may wait for them; after that it goes to the on-failure destination.
+ASYNC_RETRY_ATTEMPTS = 2
+ASYNC_MAX_EVENT_AGE = Duration.hours(6)
+
+
+@jsii.implements(lambda_.IDestination)
+class _FailedInvocationQueue:
+    """An on-failure destination whose grant is only `sqs:SendMessage` (CDK's adds two read actions)."""
+
+    def __init__(self, queue: sqs.IQueue) -> None:
+        self._queue = queue
+
+    def bind(
+        self, scope: Construct, fn: lambda_.IFunction, *, type: lambda_.DestinationType
+    ) -> lambda_.DestinationConfig:
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self._queue.queue_arn]))
+        return lambda_.DestinationConfig(destination=self._queue.queue_arn)
 
 
 class KsflowFunction(Construct):
@@ -36,14 +55,12 @@ class KsflowFunction(Construct):
         environment: Mapping[str, str],
         timeout: Duration,
         memory_size: int,
+        reserved_concurrency: int | None = None,
+        failed_invocations: sqs.IQueue | None = None,
     ) -> None:
+        """`failed_invocations`: for functions invoked asynchronously, where events that fail go."""
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(
-            self,
-            "LogGroup",
-            retention=settings.log_retention,
-            removal_policy=settings.removal_policy,
-        )
+        self.log_group = log_group(self, "LogGroup", settings)
         self.role = iam.Role(
             self,
             "Role",
@@ -64,8 +81,27 @@ class KsflowFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             timeout=timeout,
             memory_size=memory_size,
-            environment={"POWERTOOLS_SERVICE_NAME": SERVICE_NAME, **environment},
+            reserved_concurrent_executions=reserved_concurrency,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": settings.service_name,
+                "POWERTOOLS_METRICS_NAMESPACE": settings.metrics_namespace,
+                # Responses carry new API keys and run snapshots; traces keep timings and errors only.
+                "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+                **environment,
+            },
         )
+        if failed_invocations is not None:
+            self.function.configure_async_invoke(
+                on_failure=_FailedInvocationQueue(failed_invocations),
+                retry_attempts=ASYNC_RETRY_ATTEMPTS,
+                max_event_age=ASYNC_MAX_EVENT_AGE,
+            )
+        checkov.skip(self.function, "CKV_AWS_117", checkov.NO_VPC)
+        checkov.skip(self.function, "CKV_AWS_173", checkov.PLAIN_ENVIRONMENT)
+        checkov.skip(self.function, "CKV_AWS_116", checkov.SYNCHRONOUS_INVOCATION if failed_invocations is None
+                     else checkov.ON_FAILURE_DESTINATION)
+        if reserved_concurrency is None:
+            checkov.skip(self.function, "CKV_AWS_115", checkov.UNRESERVED_CONCURRENCY)
         NagSuppressions.add_resource_suppressions(
             self.function,
             [

@@ -1,15 +1,17 @@
 """Alarms that page an operator, and one dashboard of runs and ingestions.
 
 Alarms notify an SNS topic; an email subscription is added when the stack's `AlarmEmail`
-parameter is set. Anything that can pile up unnoticed (dead-letter queues) alarms at its
-first message.
+parameter is set. An alarm means something needs a person: an error in our code, throttling,
+a lost event. What tenants cause (a runner that is down, a cancel, an expiry) is an outcome of
+a run, counted on the dashboard by reason, never an alarm. Anything that can pile up unnoticed
+(dead-letter queues) alarms at its first message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import CfnCondition, CfnParameter, Duration, Fn
+from aws_cdk import ArnFormat, Aws, CfnCondition, CfnParameter, Duration, Fn, Stack
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
@@ -24,9 +26,8 @@ from constructs import Construct
 
 from infra.settings import EnvironmentSettings
 
-# Emitted by the functions as CloudWatch embedded metrics (see functions/ksflow/observability.py).
-METRICS_NAMESPACE = "ksflow"
-SERVICE = {"service": "ksflow"}
+# The functions emit run metrics as CloudWatch embedded metrics (functions/ksflow/observability.py) under
+# the environment's namespace and service, which their POWERTOOLS_* variables set.
 RUN_FAILURE_REASONS = ("callback", "dispatch", "timeout", "expiry", "cancel", "reconcile")
 FIVE_MINUTES = Duration.minutes(5)
 
@@ -45,6 +46,7 @@ class Monitoring(Construct):
         settings: EnvironmentSettings,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._settings = settings
         email = CfnParameter(
             scope, "AlarmEmail", type="String", default="",
             description="Email address that receives ksflow alarms (empty: no subscription)",
@@ -53,8 +55,22 @@ class Monitoring(Construct):
                             enable_key_rotation=True, removal_policy=settings.removal_policy)
         # CloudWatch alarms publish to the encrypted topic, so the service may use the key.
         topic_key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
-        self.topic = sns.Topic(self, "AlarmTopic", display_name="ksflow alarms", master_key=topic_key,
-                               enforce_ssl=True)
+        self.topic = sns.Topic(self, "AlarmTopic", display_name=f"ksflow alarms ({settings.name})",
+                               master_key=topic_key, enforce_ssl=True)
+        # enforce_ssl gives the topic a policy that only denies: CloudWatch needs an Allow to publish, and only
+        # for this stack's alarms (named after the stack) in this account.
+        self.topic.add_to_resource_policy(iam.PolicyStatement(
+            sid="AllowThisStacksAlarmsToPublish",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"],
+            resources=[self.topic.topic_arn],
+            conditions={
+                "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                "ArnLike": {"aws:SourceArn": Stack.of(self).format_arn(
+                    service="cloudwatch", resource="alarm", resource_name=f"{settings.stack_name}-*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME)},
+            },
+        ))
         subscription = sns.CfnSubscription(self, "AlarmEmailSubscription", topic_arn=self.topic.topic_arn,
                                            protocol="email", endpoint=email.value_as_string)
         subscription.cfn_options.condition = CfnCondition(
@@ -70,9 +86,9 @@ class Monitoring(Construct):
                         f"The {name} function raised errors")
             self._alarm(f"{name}Throttles", fn.metric_throttles(period=FIVE_MINUTES, statistic="Sum"), 1,
                         f"The {name} function was throttled")
+        # Not aborted executions: every cancel and expiry stops one on purpose.
         for name, machine in state_machines.items():
-            for kind, metric in (("Failed", machine.metric_failed), ("TimedOut", machine.metric_timed_out),
-                                 ("Aborted", machine.metric_aborted)):
+            for kind, metric in (("Failed", machine.metric_failed), ("TimedOut", machine.metric_timed_out)):
                 self._alarm(f"{name}Executions{kind}", metric(period=FIVE_MINUTES, statistic="Sum"), 1,
                             f"{name} executions {kind.lower()}")
         for name, queue in dead_letter_queues.items():
@@ -88,7 +104,7 @@ class Monitoring(Construct):
         self._alarm("RunsExpired", self._runs_failed("expiry"), 1,
                     "A run was failed by its expiry schedule: its execution never ended it (crash or lost event)")
 
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=None)
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=settings.stack_name)
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Runs", width=12, left=[
                 self._metric("RunsInvoked"), self._metric("RunsCompleted", reason="callback"),
@@ -118,8 +134,9 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(cloudwatch.AlarmStatusWidget(title="Alarms", width=24, alarms=self.alarms))
 
     def _metric(self, name: str, statistic: str = "Sum", **dimensions: str) -> cloudwatch.Metric:
-        return cloudwatch.Metric(namespace=METRICS_NAMESPACE, metric_name=name, statistic=statistic,
-                                 period=FIVE_MINUTES, dimensions_map={**SERVICE, **dimensions},
+        return cloudwatch.Metric(namespace=self._settings.metrics_namespace, metric_name=name, statistic=statistic,
+                                 period=FIVE_MINUTES,
+                                 dimensions_map={"service": self._settings.service_name, **dimensions},
                                  label=" ".join([name, *dimensions.values(), *([statistic] if statistic != "Sum"
                                                                                 else [])]))
 
@@ -130,6 +147,7 @@ class Monitoring(Construct):
                periods: int = 1) -> None:
         alarm = cloudwatch.Alarm(
             self, construct_id, metric=metric, threshold=threshold, evaluation_periods=periods,
+            alarm_name=f"{self._settings.stack_name}-{construct_id}",
             alarm_description=description,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,

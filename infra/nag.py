@@ -5,7 +5,6 @@ from __future__ import annotations
 from cdk_nag import NagPackSuppression, RegexAppliesTo
 
 # Finding strings as cdk-nag renders them: tokens become <LogicalId.Attr> or raw intrinsic JSON.
-_TABLE_INDEXES = RegexAppliesTo(regex="/^Resource::<DataTable[0-9A-F]{8}\\.Arn>\\/index\\/\\*$/g")
 _RUN_SCHEDULES = RegexAppliesTo(
     regex="/^Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:"
     "schedule\\/<OrchestrationRunScheduleGroup[0-9A-F]{8}>\\/\\*$/g"
@@ -24,15 +23,14 @@ _INGESTION_EXECUTIONS = _executions_of("DocumentsIngestionStateMachine")
 _DOCUMENT_OBJECTS = RegexAppliesTo(regex="/^Resource::<DocumentsBucket[0-9A-F]{8}\\.Arn>\\/tenants\\/\\*$/g")
 
 
-def table_access() -> NagPackSuppression:
+def table_key_use() -> NagPackSuppression:
     return NagPackSuppression(
         id="AwsSolutions-IAM5",
         reason=(
-            "Table read/write covers its indexes (table/index/*) because runs and definitions are listed "
-            "through gsi1, the table's only index; kms:GenerateDataKey*/ReEncrypt* on the table's own key "
-            "are what DynamoDB needs to use a customer-managed key on the caller's behalf."
+            "kms:GenerateDataKey*/ReEncrypt* on the table's own key, and only through DynamoDB (kms:ViaService): "
+            "what DynamoDB needs to write under a customer-managed key on the caller's behalf."
         ),
-        applies_to=[_TABLE_INDEXES, "Action::kms:GenerateDataKey*", "Action::kms:ReEncrypt*"],
+        applies_to=["Action::kms:GenerateDataKey*", "Action::kms:ReEncrypt*"],
     )
 
 
@@ -98,8 +96,8 @@ def task_token_actions() -> NagPackSuppression:
         reason=(
             "states:SendTaskSuccess/SendTaskFailure have no resource type in the Service Authorization "
             "Reference (a task token is not an ARN), so Resource '*' is the only documented form; the "
-            "statement allows only these two actions, and a caller also needs the unguessable token of a "
-            "run's waitForTaskToken task."
+            "statement allows only the task-token answers the function gives, and a caller also needs the "
+            "unguessable token of a run's waitForTaskToken task."
         ),
         applies_to=["Resource::*"],
     )

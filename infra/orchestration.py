@@ -14,8 +14,8 @@ from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from infra import nag
-from infra.data import Data
+from infra import checkov, nag
+from infra.data import RUN_PARTITIONS, Data
 from infra.function import KsflowFunction
 from infra.settings import EnvironmentSettings
 from infra.state_machine import asl_state_machine
@@ -30,7 +30,8 @@ DLQ_REASON = (
 
 
 def dead_letter_queue(scope: Construct, construct_id: str, settings: EnvironmentSettings, owner: str) -> sqs.Queue:
-    # SQS-managed SSE: EventBridge and Scheduler can deliver without a key policy grant of their own.
+    """A queue that holds what `owner` could not deliver or process, until an operator redrives it."""
+    # SQS-managed SSE: EventBridge, Scheduler and Lambda can deliver without a key policy grant of their own.
     queue = sqs.Queue(
         scope,
         construct_id,
@@ -42,6 +43,7 @@ def dead_letter_queue(scope: Construct, construct_id: str, settings: Environment
     NagSuppressions.add_resource_suppressions(
         queue, [NagPackSuppression(id="AwsSolutions-SQS3", reason=DLQ_REASON.format(owner=owner))]
     )
+    checkov.skip(queue, "CKV_AWS_27", checkov.QUEUE_WITHOUT_CUSTOMER_KEY)
     return queue
 
 
@@ -84,50 +86,41 @@ class Orchestration(Construct):
             },
             timeout=Duration.seconds(120),
             memory_size=512,
+            # One tenant's slow runner holds dispatcher invocations; the cap keeps it from starving the account.
+            reserved_concurrency=settings.dispatcher_reserved_concurrency,
         )
-        table.grant_read_write_data(self.dispatcher.function)
+        data.grant_items(self.dispatcher, ["dynamodb:GetItem", "dynamodb:UpdateItem"], partitions=RUN_PARTITIONS)
         data.secrets_key.grant_decrypt(self.dispatcher.function)
 
-        self.run_failure = KsflowFunction(
-            self,
-            "RunFailureFunction",
-            settings=settings,
-            code=code,
-            handler=catalog.HANDLERS["RunFailure"],
-            description="Fails a run whose dispatch gave up or whose deadline passed, unless already ended",
-            environment={"TABLE_NAME": table.table_name, "SCHEDULER_GROUP_NAME": self.schedule_group_name},
-            timeout=Duration.seconds(30),
-            memory_size=256,
+        self.run_failure = self._run_task(
+            "RunFailure",
+            "Fails a run whose dispatch gave up or whose deadline passed, unless already ended",
+            settings=settings, data=data, code=code, table_actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
         )
-        table.grant_read_write_data(self.run_failure.function)
 
-        self.expiry = KsflowFunction(
-            self,
-            "ExpiryFunction",
-            settings=settings,
-            code=code,
-            handler=catalog.HANDLERS["Expiry"],
-            description="Run expiry schedule target: fails the run if still open and stops its execution",
-            environment={"TABLE_NAME": table.table_name, "SCHEDULER_GROUP_NAME": self.schedule_group_name},
-            timeout=Duration.seconds(30),
-            memory_size=256,
+        # The expiry function and reconcile are invoked asynchronously (Scheduler, EventBridge): events
+        # their code fails on after Lambda's retries wait in a queue of their own for an operator.
+        self.expiry_failures = dead_letter_queue(
+            self, "ExpiryFailedInvocationsQueue", settings, "the expiry function's failed invocations")
+        self.expiry = self._run_task(
+            "Expiry",
+            "Run expiry schedule target: fails the run if still open and stops its execution",
+            settings=settings, data=data, code=code, table_actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+            failed_invocations=self.expiry_failures,
         )
-        table.grant_read_write_data(self.expiry.function)
-
-        self.reconcile = KsflowFunction(
-            self,
-            "ReconcileFunction",
-            settings=settings,
-            code=code,
-            handler=catalog.HANDLERS["Reconcile"],
-            description="Fails runs whose execution ended abnormally (failed, timed out, aborted)",
-            environment={"TABLE_NAME": table.table_name, "SCHEDULER_GROUP_NAME": self.schedule_group_name},
-            timeout=Duration.seconds(30),
-            memory_size=256,
+        self.reconcile_failures = dead_letter_queue(
+            self, "ReconcileFailedInvocationsQueue", settings, "the reconcile function's failed invocations")
+        self.reconcile = self._run_task(
+            "Reconcile",
+            "Fails runs whose execution ended abnormally (failed, timed out, aborted)",
+            settings=settings, data=data, code=code, table_actions=["dynamodb:UpdateItem"],
+            failed_invocations=self.reconcile_failures,
         )
-        table.grant_read_write_data(self.reconcile.function)
 
-        for fn in (self.run_failure, self.expiry, self.reconcile):
+        # Whoever fails a run deletes its expiry schedule. The expiry function never does: the schedule
+        # that invokes it deletes itself after completion.
+        for fn in (self.dispatcher, self.run_failure, self.reconcile):
+            fn.add_environment("SCHEDULER_GROUP_NAME", self.schedule_group_name)
             fn.role.add_to_principal_policy(
                 iam.PolicyStatement(actions=["scheduler:DeleteSchedule"], resources=[schedules_arn])
             )
@@ -144,11 +137,13 @@ class Orchestration(Construct):
         )
         self.state_machine_arn = self.state_machine.state_machine_arn
 
-        # The dispatcher answers its own task token when dispatch fails for good. `grant_task_response`
-        # would put the state machine's ARN into the dispatcher role's default policy, which the function
-        # depends on, while the state machine depends on the function: a cycle. A standalone policy breaks
-        # it; its Resource is "*", the documented form for task-token actions (see the suppression).
-        self.dispatcher_task_response = task_response_policy(self, "DispatcherTaskResponsePolicy", self.dispatcher)
+        # The dispatcher answers its own task token: success when the run ended or dispatch gave up, a named
+        # failure when the runner is worth another attempt. `grant_task_response` would put the state
+        # machine's ARN into the dispatcher role's default policy, which the function depends on, while the
+        # state machine depends on the function: a cycle. A standalone policy breaks it.
+        self.dispatcher_task_response = task_response_policy(
+            self, "DispatcherTaskResponsePolicy", self.dispatcher, ["states:SendTaskSuccess", "states:SendTaskFailure"]
+        )
         self.state_machine.node.add_dependency(self.dispatcher_task_response)
 
         self.expiry.add_environment("RUN_STATE_MACHINE_ARN", self.state_machine_arn)
@@ -202,11 +197,11 @@ class Orchestration(Construct):
 
         NagSuppressions.add_resource_suppressions(
             [self.dispatcher.role, self.run_failure.role, self.expiry.role, self.reconcile.role],
-            [nag.table_access()],
+            [nag.table_key_use()],
             apply_to_children=True,
         )
         NagSuppressions.add_resource_suppressions(
-            [self.run_failure.role, self.expiry.role, self.reconcile.role],
+            [self.dispatcher.role, self.run_failure.role, self.reconcile.role],
             [nag.run_schedules("scheduler:DeleteSchedule")],
             apply_to_children=True,
         )
@@ -214,19 +209,43 @@ class Orchestration(Construct):
             self.expiry.role, [nag.run_executions("states:StopExecution")], apply_to_children=True
         )
 
+    def _run_task(
+        self,
+        name: str,
+        description: str,
+        *,
+        settings: EnvironmentSettings,
+        data: Data,
+        code: lambda_.Code,
+        table_actions: list[str],
+        failed_invocations: sqs.IQueue | None = None,
+    ) -> KsflowFunction:
+        """A small function that ends runs (`name` as in catalog.HANDLERS): it reads and writes run items only."""
+        fn = KsflowFunction(
+            self,
+            f"{name}Function",
+            settings=settings,
+            code=code,
+            handler=catalog.HANDLERS[name],
+            description=description,
+            environment={"TABLE_NAME": data.table.table_name},
+            timeout=Duration.seconds(30),
+            memory_size=256,
+            failed_invocations=failed_invocations,
+        )
+        data.grant_items(fn, table_actions, partitions=RUN_PARTITIONS)
+        return fn
 
-def task_response_policy(scope: Construct, construct_id: str, fn: KsflowFunction) -> iam.Policy:
-    """SendTaskSuccess/SendTaskFailure for a function, in a policy the function itself does not wait for."""
+def task_response_policy(scope: Construct, construct_id: str, fn: KsflowFunction, actions: list[str]) -> iam.Policy:
+    """Task-token `actions` for a function, in a policy the function itself does not wait for.
+
+    Task-token actions (states:SendTask*) support no resource type: Resource "*" is their only form.
+    """
     policy = iam.Policy(
         scope,
         construct_id,
         roles=[fn.role],
-        statements=[
-            iam.PolicyStatement(
-                actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
-                resources=["*"],
-            )
-        ],
+        statements=[iam.PolicyStatement(actions=actions, resources=["*"])],
     )
     NagSuppressions.add_resource_suppressions(policy, [nag.task_token_actions()])
     return policy

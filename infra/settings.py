@@ -7,6 +7,7 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Node
 
 ENV_KEY = "env"
@@ -25,10 +26,28 @@ class EnvironmentSettings:
     callback_throttle_rate_limit: int
     callback_throttle_burst_limit: int
     expiry_grace_seconds: int
+    # None leaves the dispatcher unreserved: reserving fails a deploy that would leave the account fewer
+    # than 100 unreserved concurrent executions, which small (dev) accounts hit.
+    dispatcher_reserved_concurrency: int | None
+    state_machine_log_level: sfn.LogLevel
+    state_machine_log_execution_data: bool
 
     @property
     def retain(self) -> bool:
         return self.removal_policy == cdk.RemovalPolicy.RETAIN
+
+    @property
+    def stack_name(self) -> str:
+        return f"ksflow-{self.name}"
+
+    @property
+    def service_name(self) -> str:
+        """The `service` of logs and metrics, so two environments in one account never share a metric."""
+        return self.stack_name
+
+    @property
+    def metrics_namespace(self) -> str:
+        return f"ksflow/{self.name}"
 
 
 def _as_bool(value: Any) -> bool:
@@ -36,6 +55,10 @@ def _as_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes"}
     return bool(value)
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value in (None, "", 0, "0") else int(value)
 
 
 def environment_settings(node: Node) -> EnvironmentSettings:
@@ -54,6 +77,9 @@ def environment_settings(node: Node) -> EnvironmentSettings:
         callback_throttle_rate_limit=int(raw["callback_throttle_rate_limit"]),
         callback_throttle_burst_limit=int(raw["callback_throttle_burst_limit"]),
         expiry_grace_seconds=int(raw["expiry_grace_seconds"]),
+        dispatcher_reserved_concurrency=_optional_int(raw.get("dispatcher_reserved_concurrency")),
+        state_machine_log_level=sfn.LogLevel[str(raw["state_machine_log_level"]).upper()],
+        state_machine_log_execution_data=_as_bool(raw["state_machine_log_execution_data"]),
     )
 
 

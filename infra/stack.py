@@ -70,6 +70,8 @@ class KsflowStack(Stack):
             dead_letter_queues={
                 "ExpirySchedules": self.orchestration.scheduler_dlq,
                 "ExecutionStatusRule": self.orchestration.reconcile_dlq,
+                "ExpiryFailedInvocations": self.orchestration.expiry_failures,
+                "ReconcileFailedInvocations": self.orchestration.reconcile_failures,
             },
             table=self.data.table,
             settings=settings,
@@ -88,7 +90,7 @@ def add_stack(app: cdk.App) -> KsflowStack:
     settings = environment_settings(app.node)
     stack = KsflowStack(
         app,
-        f"ksflow-{settings.name}",
+        settings.stack_name,
         description=f"ksflow workflow API ({settings.name})",
         # No `env`: the template is environment-agnostic (no lookups are needed), so it is the same
         # wherever it is synthesized and deploys to the account/region of the deploying credentials.

@@ -5,14 +5,25 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
+import pytest
 from boto3.dynamodb.conditions import Key
 
 from ksflow import aws
 from ksflow.identity.models import CreatedTenant
-from tests.conftest import Runner, call_api, definition_body, shorten_time_limit, wait_for
+from ksflow.orchestration import expiry
+from ksflow.runner import example
+from ksflow.workflows import webhooks
+from tests.conftest import RUNNER_SECRET, Runner, call_api, definition_body, shorten_time_limit, wait_for
+from tests.unit.test_delivery import ScriptedRunner
 
 
 def _invoke(tenant: CreatedTenant, definition: dict[str, Any]) -> dict[str, Any]:
@@ -66,18 +77,139 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_unreachable_runner_fails_the_run_with_the_network_error(aws_env: dict[str, str], tenant: CreatedTenant,
-                                                                 knowledge: dict[str, str],
-                                                                 monkeypatch: Any) -> None:
-    # Backoff would retry until the deadline; a short Lambda budget makes the dispatcher give up now.
-    monkeypatch.setattr("ksflow.orchestration.dispatcher.SAFETY_MARGIN_SECONDS", 119.0)
-    run = _invoke(tenant, definition_body(knowledge, f"http://127.0.0.1:{_closed_port()}/"))
+def _states_entered(events: list[dict[str, Any]]) -> list[str]:
+    return [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]
+
+
+def _lambda_errors(events: list[dict[str, Any]]) -> list[str]:
+    """Errors the task Lambdas raised: each one would count as a function error and page the operator."""
+    return [e["taskFailedEventDetails"]["error"] for e in events if e["type"] == "TaskFailed"
+            and e["taskFailedEventDetails"]["error"] != "RunnerUnavailable"]
+
+
+@pytest.fixture
+def quick_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A last attempt may start 1 s before the deadline (not 5), so short time limits leave room for retries."""
+    monkeypatch.setattr("ksflow.orchestration.dispatcher.ATTEMPT_SECONDS", 1.0)
+
+
+def test_unreachable_runner_is_retried_until_no_time_is_left_then_fails_the_run(
+        aws_env: dict[str, str], tenant: CreatedTenant, knowledge: dict[str, str], quick_attempts: None) -> None:
+    created = call_api("POST", "/v1/workflow-definitions",
+                       definition_body(knowledge, f"http://127.0.0.1:{_closed_port()}/"), tenant.api_key)
+    shorten_time_limit(tenant, created.body["id"], 4)
+    run = call_api("POST", f"/v1/workflow-definitions/{created.body['id']}/invoke", {}, tenant.api_key).body
     final = _final(tenant, run["id"])
     assert final["status"] == "FAILED"
     assert "Runner unreachable" in final["error"] and "NewConnectionError" in final["error"]
+    assert "no time left before the deadline" in final["error"]
     events = _execution_history(aws_env, run["workflow_id"])
-    assert any(e["type"] == "TaskFailed" and e["taskFailedEventDetails"]["error"] == "DispatchFailed"
-               for e in events)
+    assert _states_entered(events).count("DispatchAndAwaitCallback") >= 2
+    assert _lambda_errors(events) == []
+    assert events[-1]["type"] == "ExecutionSucceeded"
+
+
+def test_runner_refusing_the_dispatch_fails_the_run_at_once_without_a_lambda_error(
+        aws_env: dict[str, str], tenant: CreatedTenant, knowledge: dict[str, str], runner_factory: Any) -> None:
+    runner: Runner = runner_factory(secret="whsec_" + "b3RoZXItc2VjcmV0LWtleS1mb3ItdGVzdHM=")
+    run = _invoke(tenant, definition_body(knowledge, runner.url))
+    final = _final(tenant, run["id"])
+    assert final["status"] == "FAILED" and final["error"] == "Runner answered HTTP 401"
+    assert len([entry for entry in runner.received if "rejected dispatch" in entry["log"]]) == 1
+    events = _execution_history(aws_env, run["workflow_id"])
+    assert _states_entered(events) == ["DispatchAndAwaitCallback"]
+    assert _lambda_errors(events) == []
+
+
+@pytest.fixture
+def late_runner() -> Iterator[Callable[..., None]]:
+    """Starts the example runner on a given port, later than the run that needs it."""
+    servers: list[Any] = []
+
+    def start(port: int, delay: float = 0.2) -> None:
+        server = example.make_server("127.0.0.1", port, RUNNER_SECRET, delay=delay, fail=False, log=lambda _: None)
+        servers.append(server)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_runner_down_longer_than_a_dispatcher_invocation_still_gets_the_run(
+        aws_env: dict[str, str], api_server: str, tenant: CreatedTenant, knowledge: dict[str, str],
+        late_runner: Callable[..., None]) -> None:
+    # The outage outlasts one dispatcher invocation: only Step Functions can wait it out.
+    boto3.client("lambda").update_function_configuration(FunctionName="ksflow-Dispatcher", Timeout=2)
+    port = _closed_port()
+    run = _invoke(tenant, definition_body(knowledge, f"http://127.0.0.1:{port}/"))
+    time.sleep(3)
+    late_runner(port)
+    final = _final(tenant, run["id"])
+    assert final["status"] == "COMPLETED"
+    events = _execution_history(aws_env, run["workflow_id"])
+    entered = _states_entered(events)
+    retries = entered.count("PlanRedispatch")
+    assert retries >= 2
+    assert entered == ["DispatchAndAwaitCallback"] + ["PlanRedispatch", "WaitBeforeRedispatch",
+                                                      "DispatchAndAwaitCallback"] * retries
+    assert _lambda_errors(events) == []
+
+
+def test_each_redispatch_recomputes_the_time_left_until_the_deadline(
+        aws_env: dict[str, str], tenant: CreatedTenant, knowledge: dict[str, str],
+        late_runner: Callable[..., None], quick_attempts: None) -> None:
+    port = _closed_port()
+    created = call_api("POST", "/v1/workflow-definitions",
+                       definition_body(knowledge, f"http://127.0.0.1:{port}/"), tenant.api_key)
+    shorten_time_limit(tenant, created.body["id"], 4)
+    run = call_api("POST", f"/v1/workflow-definitions/{created.body['id']}/invoke", {}, tenant.api_key).body
+    time.sleep(0.5)
+    late_runner(port, delay=3600)  # accepts, never calls back
+    final = _final(tenant, run["id"])
+    assert final["status"] == "FAILED" and "exceeded its time limit of 4 seconds" in final["error"]
+    events = _execution_history(aws_env, run["workflow_id"])
+    inputs = [(e["stateEnteredEventDetails"]["name"], json.loads(e["stateEnteredEventDetails"]["input"]))
+              for e in events if e["type"].endswith("StateEntered")]
+    timeouts = [state["timeout_seconds"] for name, state in inputs if name == "DispatchAndAwaitCallback"]
+    waits = [state["wait_seconds"] for name, state in inputs if name == "WaitBeforeRedispatch"]
+    assert timeouts[0] == 4 and len(timeouts) == 2
+    assert timeouts[1] <= 4 - waits[0]
+
+
+def _end_run(how: str, run: dict[str, Any], tenant: CreatedTenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    if how == "cancel":
+        assert call_api("DELETE", f"/v1/workflows/{run['workflow_id']}", api_key=tenant.api_key).status == 200
+    elif how == "callback":
+        body = json.dumps({"status": "COMPLETED"})
+        headers = webhooks.sign_headers(RUNNER_SECRET, f"msg_{uuid.uuid4().hex}", datetime.now(UTC), body)
+        assert call_api("POST", f"/v1/workflow-runs/{run['id']}/callback", headers=headers,
+                        raw_body=body).status == 200
+    else:
+        after_the_deadline = datetime.now(UTC) + timedelta(hours=1)
+        monkeypatch.setattr("ksflow.orchestration.expiry.clock", SimpleNamespace(now=lambda: after_the_deadline))
+        assert expiry.expire(run["id"])
+
+
+@pytest.mark.parametrize("how", ["cancel", "callback", "expiry"])
+def test_a_run_ended_during_the_retry_wait_gets_no_further_dispatch(
+        aws_env: dict[str, str], tenant: CreatedTenant, knowledge: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+        how: str) -> None:
+    monkeypatch.setattr("ksflow.orchestration.dispatcher.MIN_BACKOFF_SECONDS", 3)
+    runner = ScriptedRunner([503])
+    try:
+        run = _invoke(tenant, definition_body(knowledge, runner.url))
+        client = boto3.client("stepfunctions")
+        arn = aws_env["RUN_STATE_MACHINE_ARN"].replace(":stateMachine:", ":execution:") + ":" + run["workflow_id"]
+        wait_for(lambda: "WaitBeforeRedispatch" in _states_entered(
+            client.get_execution_history(executionArn=arn)["events"]), timeout=10)
+        _end_run(how, run, tenant, monkeypatch)
+        _execution_history(aws_env, run["workflow_id"])  # waits for the execution to end
+        assert runner.attempts == 1
+        assert _final(tenant, run["id"])["status"] == ("COMPLETED" if how == "callback" else "FAILED")
+    finally:
+        runner.close()
 
 
 def test_silent_runner_fails_at_the_deadline(aws_env: dict[str, str], tenant: CreatedTenant,
@@ -102,7 +234,6 @@ def test_completed_run_costs_few_transitions_and_invocations(aws_env: dict[str, 
     run = _invoke(tenant, definition_body(knowledge, runner.url))
     assert _final(tenant, run["id"])["status"] == "COMPLETED"
     events = _execution_history(aws_env, run["workflow_id"])
-    entered = [e for e in events if e["type"].endswith("StateEntered")]
-    assert len(entered) == 1
+    assert _states_entered(events) == ["DispatchAndAwaitCallback"]
     items = aws.table(os.environ["TABLE_NAME"]).query(KeyConditionExpression=Key("pk").eq(f"RUN#{run['id']}"))["Items"]
     assert items[0]["ended_by"] == "callback"

@@ -25,7 +25,11 @@ HANDLERS = {
     "ingestion_failure": "ksflow.ingestion.failure.lambda_handler",
 }
 
-# Exactly the variables each function's code reads.
+# Every function: its logs' and metrics' service, its metrics namespace, and no responses in traces.
+POWERTOOLS_ENVIRONMENT = {
+    "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_TRACER_CAPTURE_RESPONSE"}
+
+# Exactly the variables each function's code reads, besides POWERTOOLS_ENVIRONMENT.
 ENVIRONMENT = {
     "api": {
         "TABLE_NAME",
@@ -39,20 +43,13 @@ ENVIRONMENT = {
         "EXPIRY_GRACE_SECONDS",
         "DOCUMENTS_BUCKET",
         "INGESTION_STATE_MACHINE_ARN",
-        "POWERTOOLS_SERVICE_NAME",
     },
-    "dispatcher": {
-        "TABLE_NAME",
-        "KMS_KEY_ID",
-        "PUBLIC_API_URL",
-        "ALLOW_LOOPBACK_RUNNERS",
-        "POWERTOOLS_SERVICE_NAME",
-    },
-    "run_failure": {"TABLE_NAME", "SCHEDULER_GROUP_NAME", "POWERTOOLS_SERVICE_NAME"},
-    "expiry": {"TABLE_NAME", "RUN_STATE_MACHINE_ARN", "SCHEDULER_GROUP_NAME", "POWERTOOLS_SERVICE_NAME"},
-    "reconcile": {"TABLE_NAME", "SCHEDULER_GROUP_NAME", "POWERTOOLS_SERVICE_NAME"},
-    "ingest": {"TABLE_NAME", "DOCUMENTS_BUCKET", "POWERTOOLS_SERVICE_NAME"},
-    "ingestion_failure": {"TABLE_NAME", "POWERTOOLS_SERVICE_NAME"},
+    "dispatcher": {"TABLE_NAME", "KMS_KEY_ID", "PUBLIC_API_URL", "ALLOW_LOOPBACK_RUNNERS", "SCHEDULER_GROUP_NAME"},
+    "run_failure": {"TABLE_NAME", "SCHEDULER_GROUP_NAME"},
+    "expiry": {"TABLE_NAME", "RUN_STATE_MACHINE_ARN"},
+    "reconcile": {"TABLE_NAME", "SCHEDULER_GROUP_NAME"},
+    "ingest": {"TABLE_NAME", "DOCUMENTS_BUCKET"},
+    "ingestion_failure": {"TABLE_NAME"},
 }
 
 
@@ -79,6 +76,12 @@ def run_state_machine(template: Template) -> tuple[str, dict[str, Any]]:
 
 def function(template: Template, name: str) -> tuple[str, dict[str, Any]]:
     return only(template, "AWS::Lambda::Function", {"Properties": {"Handler": HANDLERS[name]}})
+
+
+def ksflow_functions(template: Template) -> dict[str, dict[str, Any]]:
+    """The ksflow functions, without CDK's own (dev's bucket auto-delete provider)."""
+    return {k: v for k, v in template.find_resources("AWS::Lambda::Function").items()
+            if v["Properties"].get("Handler") in HANDLERS.values()}
 
 
 def ref(logical_id: str) -> dict[str, Any]:
@@ -174,7 +177,7 @@ def test_table_keys_index_and_protection(dev: Synth) -> None:
 
 def test_kms_keys_rotate(dev: Synth) -> None:
     keys = dev.template.find_resources("AWS::KMS::Key")
-    assert len(keys) >= 3  # table, webhook secrets, alarm topic
+    assert len(keys) >= 5  # table, webhook secrets, documents, logs, alarm topic
     assert all(key["Properties"]["EnableKeyRotation"] is True for key in keys.values())
 
 
@@ -199,7 +202,7 @@ def test_prod_retains_data_with_deletion_protection(prod: Synth) -> None:
 
 
 def test_every_function_is_arm64_python312(dev: Synth) -> None:
-    functions = dev.template.find_resources("AWS::Lambda::Function")
+    functions = ksflow_functions(dev.template)
     assert sorted(fn["Properties"]["Handler"] for fn in functions.values()) == sorted(HANDLERS.values())
     code_keys = set()
     for fn in functions.values():
@@ -217,15 +220,18 @@ def test_every_function_is_arm64_python312(dev: Synth) -> None:
 def test_function_environment(dev: Synth, name: str) -> None:
     _, fn = function(dev.template, name)
     variables = fn["Properties"]["Environment"]["Variables"]
-    assert set(variables) == ENVIRONMENT[name]
-    assert variables["POWERTOOLS_SERVICE_NAME"] == "ksflow"
+    assert set(variables) == ENVIRONMENT[name] | POWERTOOLS_ENVIRONMENT
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "ksflow-dev"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "ksflow/dev"
+    assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
     if "ALLOW_LOOPBACK_RUNNERS" in variables:
         assert variables["ALLOW_LOOPBACK_RUNNERS"] == "false"
 
 
 def test_function_sizing(dev: Synth) -> None:
     _, api = function(dev.template, "api")
-    assert api["Properties"]["Timeout"] == 30
+    # Below API Gateway's 30 s integration timeout, so the function's own timeout is what ends a request.
+    assert api["Properties"]["Timeout"] == 29
     assert api["Properties"]["MemorySize"] == 1024
     assert api["Properties"]["Environment"]["Variables"]["EXPIRY_GRACE_SECONDS"] == "60"
     _, dispatcher = function(dev.template, "dispatcher")
@@ -239,9 +245,9 @@ def test_function_roles_carry_no_managed_policies(dev: Synth) -> None:
 
 
 def test_code_asset_without_bundling_holds_only_the_package(dev: Synth) -> None:
-    asset_dirs = [p for p in dev.outdir.glob("asset.*") if p.is_dir()]
-    assert len(asset_dirs) == 1
-    asset = asset_dirs[0]
+    _, api = function(dev.template, "api")
+    asset = dev.outdir / f"asset.{api['Properties']['Code']['S3Key'].removesuffix('.zip')}"
+    assert asset.is_dir()
     assert (asset / "ksflow" / "__init__.py").is_file()
     assert not list(asset.rglob("__pycache__"))
     assert not list(asset.glob("*.egg-info"))
@@ -257,11 +263,14 @@ def test_api_function_permissions(dev: Synth) -> None:
     ingestion_machine_id, _ = state_machine(dev.template, "DocumentsIngestionStateMachine")
     assert sorted(map(json.dumps, allowed(statements, "states:StartExecution"))) == sorted(
         map(json.dumps, [ref(state_machine_id), ref(ingestion_machine_id)]))
-    for action in ("states:StopExecution", "states:DescribeExecution"):
-        executions = allowed(statements, action)
-        assert len(executions) == 2 and all(":execution:" in json.dumps(arn) for arn in executions)
+    stoppable = allowed(statements, "states:StopExecution")
+    assert len(stoppable) == 2 and all(":execution:" in json.dumps(arn) for arn in stoppable)
+    # Only ingestions are described (their status endpoint); runs never are.
+    [described] = allowed(statements, "states:DescribeExecution")
+    assert ingestion_machine_id in json.dumps(described) and state_machine_id not in json.dumps(described)
+    # The callback and cancels answer a run's task token; only the dispatcher ever fails one.
     assert allowed(statements, "states:SendTaskSuccess") == ["*"]
-    assert allowed(statements, "states:SendTaskFailure") == ["*"]
+    assert not allowed(statements, "states:SendTaskFailure")
     for action in ("scheduler:CreateSchedule", "scheduler:DeleteSchedule"):
         [schedules] = allowed(statements, action)
         assert ":schedule/" in json.dumps(schedules)
@@ -271,8 +280,9 @@ def test_api_function_permissions(dev: Synth) -> None:
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
     secrets_key = api["Properties"]["Environment"]["Variables"]["KMS_KEY_ID"]
     assert secrets_key != table_key(dev.template)
-    for action in ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"):
+    for action in ("kms:Encrypt", "kms:Decrypt"):
         assert secrets_key in allowed(statements, action)
+    assert secrets_key not in allowed(statements, "kms:GenerateDataKey")
 
 
 def test_dispatcher_task_response_policy_avoids_a_cycle(dev: Synth) -> None:
@@ -307,13 +317,21 @@ def test_dispatcher_task_response_policy_avoids_a_cycle(dev: Synth) -> None:
     assert dispatcher_id
 
 
-@pytest.mark.parametrize("name", ["run_failure", "expiry", "reconcile"])
-def test_orchestration_functions_may_delete_run_schedules(dev: Synth, name: str) -> None:
+@pytest.mark.parametrize("name", ["dispatcher", "run_failure", "reconcile"])
+def test_functions_that_fail_runs_may_delete_run_schedules(dev: Synth, name: str) -> None:
     statements = role_statements(dev.template, function_role(dev.template, name))
     [schedules] = allowed(statements, "scheduler:DeleteSchedule")
     group_id, _ = only(dev.template, "AWS::Scheduler::ScheduleGroup")
     assert ":schedule/" in json.dumps(schedules) and group_id in json.dumps(schedules)
     assert not allowed(statements, "scheduler:CreateSchedule")
+    _, fn = function(dev.template, name)
+    assert fn["Properties"]["Environment"]["Variables"]["SCHEDULER_GROUP_NAME"] == ref(group_id)
+
+
+def test_expiry_never_deletes_schedules(dev: Synth) -> None:
+    """The schedule that invokes the expiry function deletes itself after completion."""
+    statements = role_statements(dev.template, function_role(dev.template, "expiry"))
+    assert not allowed(statements, "scheduler:DeleteSchedule")
 
 
 def test_expiry_may_stop_run_executions(dev: Synth) -> None:
@@ -332,6 +350,7 @@ def test_state_machine_configuration(dev: Synth) -> None:
     assert props["StateMachineType"] == "STANDARD"
     assert props["TracingConfiguration"] == {"Enabled": True}
     assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is True
     [destination] = props["LoggingConfiguration"]["Destinations"]
     log_group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
     assert "RetentionInDays" in dev.template.to_json()["Resources"][log_group_id]["Properties"]
@@ -448,19 +467,16 @@ def test_http_api_catch_all_route_and_throttling(request: pytest.FixtureRequest,
     assert props["ApiId"] == ref(api_id)
     assert props["StageName"] == "$default"
     assert props["AutoDeploy"] is True
-    parameters = template.to_json()["Parameters"]
-
-    def limits(rate: str, burst: str) -> dict[str, Any]:
-        return {"ThrottlingRateLimit": {"Ref": rate}, "ThrottlingBurstLimit": {"Ref": burst}}
-
-    assert props["DefaultRouteSettings"] == limits("ApiThrottleRateLimit", "ApiThrottleBurstLimit")
-    assert props["RouteSettings"] == {"POST /v1/workflow-runs/{run_id}/callback": limits(
-        "CallbackThrottleRateLimit", "CallbackThrottleBurstLimit")}
-    for parameter, setting in (("ApiThrottleRateLimit", "throttle_rate_limit"),
-                               ("ApiThrottleBurstLimit", "throttle_burst_limit"),
-                               ("CallbackThrottleRateLimit", "callback_throttle_rate_limit"),
-                               ("CallbackThrottleBurstLimit", "callback_throttle_burst_limit")):
-        assert parameters[parameter]["Default"] == synth.settings[setting]
+    # Values from cdk.json, not stack parameters: a deploy would keep a parameter's previous value, so a
+    # change to cdk.json would never reach a deployed stack.
+    settings = synth.settings
+    assert props["DefaultRouteSettings"] == {"ThrottlingRateLimit": settings["throttle_rate_limit"],
+                                             "ThrottlingBurstLimit": settings["throttle_burst_limit"]}
+    assert props["RouteSettings"] == {"POST /v1/workflow-runs/{run_id}/callback": {
+        "ThrottlingRateLimit": settings["callback_throttle_rate_limit"],
+        "ThrottlingBurstLimit": settings["callback_throttle_burst_limit"]}}
+    assert set(template.to_json()["Parameters"]) <= {"AlarmEmail", "BootstrapVersion"}
+    assert api["Properties"]["Name"] == f"ksflow-{synth.env}"
     access_log_group_id = props["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0]
     assert "RetentionInDays" in template.to_json()["Resources"][access_log_group_id]["Properties"]
     assert "$context.requestId" in props["AccessLogSettings"]["Format"]
@@ -472,10 +488,39 @@ def test_outputs(dev: Synth) -> None:
     assert outputs["Region"]["Value"] == {"Ref": "AWS::Region"}
 
 
-def test_every_log_group_has_retention(dev: Synth) -> None:
-    log_groups = dev.template.find_resources("AWS::Logs::LogGroup")
+@pytest.mark.parametrize("env_fixture", ["dev", "prod"])
+def test_every_log_group_has_retention_and_the_logs_key(request: pytest.FixtureRequest, env_fixture: str) -> None:
+    synth: Synth = request.getfixturevalue(env_fixture)
+    log_groups = synth.template.find_resources("AWS::Logs::LogGroup")
     assert len(log_groups) == 10  # seven functions, two state machines, API access logs
     assert all("RetentionInDays" in lg["Properties"] for lg in log_groups.values())
+    [key_id] = {lg["Properties"]["KmsKeyId"]["Fn::GetAtt"][0] for lg in log_groups.values()}
+    key = synth.template.to_json()["Resources"][key_id]
+    assert key["Properties"]["EnableKeyRotation"] is True
+    [statement] = [s for s in key["Properties"]["KeyPolicy"]["Statement"]
+                   if "logs." in json.dumps(s.get("Principal", {}))]
+    assert ":log-group:*" in json.dumps(statement["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"])
+    # Retained log groups stay readable only while their key exists.
+    assert key["DeletionPolicy"] == ("Retain" if env_fixture == "prod" else "Delete")
+
+
+@pytest.mark.parametrize("env_fixture", ["dev", "prod"])
+def test_state_machines_log_to_vended_log_groups(request: pytest.FixtureRequest, env_fixture: str) -> None:
+    """Named under /aws/vendedlogs/states/ (no Logs resource policy entry each); prod logs errors only,
+    without execution data (task tokens, runner error text)."""
+    synth: Synth = request.getfixturevalue(env_fixture)
+    resources = synth.template.to_json()["Resources"]
+    machines = synth.template.find_resources("AWS::StepFunctions::StateMachine")
+    assert len(machines) == 2
+    for machine in machines.values():
+        logging = machine["Properties"]["LoggingConfiguration"]
+        [destination] = logging["Destinations"]
+        log_group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+        name = json.dumps(resources[log_group_id]["Properties"]["LogGroupName"])
+        assert f'"/aws/vendedlogs/states/ksflow-{env_fixture}-' in name
+        assert "AWS::StackId" in name, "unique per stack: a retained group of a deleted stack never collides"
+        expected = ("ALL", True) if env_fixture == "dev" else ("ERROR", False)
+        assert (logging["Level"], logging["IncludeExecutionData"]) == expected
 
 
 # --- cdk-nag -------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_stepfunctions as sfn
 
 from infra.settings import bundle_dependencies, environment_settings
 
@@ -19,6 +20,9 @@ def app(**context: object) -> cdk.App:
             "callback_throttle_rate_limit": 2,
             "callback_throttle_burst_limit": 4,
             "expiry_grace_seconds": 60,
+            "dispatcher_reserved_concurrency": None,
+            "state_machine_log_level": "ALL",
+            "state_machine_log_execution_data": True,
         }
     }
     return cdk.App(context={"environments": environments, **context})
@@ -29,6 +33,14 @@ def test_defaults_to_dev() -> None:
     assert settings.name == "dev"
     assert settings.removal_policy == cdk.RemovalPolicy.DESTROY
     assert not settings.retain
+    assert settings.dispatcher_reserved_concurrency is None
+    assert settings.state_machine_log_level == sfn.LogLevel.ALL
+
+
+def test_names_are_per_environment() -> None:
+    settings = environment_settings(app().node)
+    assert (settings.stack_name, settings.service_name, settings.metrics_namespace) == (
+        "ksflow-dev", "ksflow-dev", "ksflow/dev")
 
 
 def test_unknown_environment_is_rejected() -> None:

@@ -168,6 +168,8 @@ def test_delete_refused_while_a_running_run_writes_there(tenant: CreatedTenant, 
     path = f"/v1/folders/{output['metadata_obj_id']}"
     refused = call_api("DELETE", path, api_key=tenant.api_key)
     assert refused.status == 409 and silent_run["id"] in refused.body["detail"]
+    # A refused delete leaves the folder open to creates.
+    create_folder(knowledge["output"], "after the refusal", tenant.api_key)
     # Below the output folder is the user's business.
     assert call_api("DELETE", f"/v1/folders/{inner['id']}", api_key=tenant.api_key).status == 204
     callback(silent_run["id"], {"status": "COMPLETED"})

@@ -7,10 +7,12 @@ resolver parses locally, `localhost`, or names under the reserved `.invalid` TLD
 from __future__ import annotations
 
 import re
+import socket
+from typing import Any
 
 import pytest
 
-from ksflow.workflows.runner_url import UnsafeRunnerUrl, check
+from ksflow.workflows.runner_url import UnsafeRunnerUrl, check, pin
 
 PUBLIC = "https://93.184.216.34/"
 
@@ -28,6 +30,11 @@ def accepted(url: str, *, allow_loopback: bool = False, require_resolution: bool
     "https://93.184.216.34:8443/hooks/run?tenant=a",
     "https://[2606:2800:220:1:248:1893:25c8:1946]/run",
     "https://[::ffff:93.184.216.34]/",
+    # IPv6 forms judged by the public IPv4 address they carry: 6to4, NAT64, Teredo (server and client)
+    "https://[2002:5db8:d822::1]/",
+    "https://[64:ff9b::5db8:d822]/",
+    "https://[64:ff9b::93.184.216.34]/",
+    "https://[2001:0:4136:e378:8000:63bf:a247:27dd]/",
 ])
 @pytest.mark.parametrize("require_resolution", [False, True])
 def test_https_to_a_public_ip_is_accepted(url: str, require_resolution: bool) -> None:
@@ -48,6 +55,8 @@ def test_the_rejection_says_why() -> None:
         check("http://93.184.216.34/", allow_loopback=False, require_resolution=False)
     with pytest.raises(UnsafeRunnerUrl, match=re.escape("169.254.169.254")):
         check("https://169.254.169.254/", allow_loopback=False, require_resolution=False)
+    with pytest.raises(UnsafeRunnerUrl, match=re.escape("2002:a9fe:a9fe::1, which is not a globally routable")):
+        check("https://[2002:a9fe:a9fe::1]/", allow_loopback=False, require_resolution=False)
 
 
 @pytest.mark.parametrize("url", [
@@ -80,6 +89,32 @@ def test_loopback_is_rejected_unless_allowed(url: str) -> None:
 ])
 @pytest.mark.parametrize("allow_loopback", [False, True])
 def test_internal_addresses_are_rejected_even_when_loopback_is_allowed(url: str, allow_loopback: bool) -> None:
+    assert not accepted(url, allow_loopback=allow_loopback)
+
+
+@pytest.mark.parametrize("url", [
+    # special-purpose IPv4 blocks: shared (CGNAT), benchmarking, IETF protocol assignments, reserved,
+    # documentation, the retired 6to4 relay anycast, multicast
+    "https://100.64.0.1/", "https://100.127.255.254/", "https://198.18.0.1/", "https://198.19.255.254/",
+    "https://192.0.0.1/", "https://192.0.0.9/", "https://192.0.0.170/", "https://240.0.0.1/",
+    "https://255.255.255.254/", "https://192.0.2.1/", "https://198.51.100.7/", "https://203.0.113.9/",
+    "https://192.88.99.1/", "https://233.252.0.1/", "https://239.255.255.250/",
+    # 6to4 wrapping metadata, loopback and private addresses
+    "https://[2002:a9fe:a9fe::1]/", "https://[2002:7f00:1::]/", "https://[2002:a00:1::1]/",
+    "https://[2002:6440:1::1]/",
+    # NAT64 (well-known prefix) of internal addresses; the local-use NAT64 prefix, whatever it carries
+    "https://[64:ff9b::a9fe:a9fe]/", "https://[64:ff9b::10.0.0.1]/", "https://[64:ff9b::127.0.0.1]/",
+    "https://[64:ff9b::100.64.0.1]/", "https://[64:ff9b:1::a9fe:a9fe]/", "https://[64:ff9b:1::5db8:d822]/",
+    # Teredo with an internal server or client
+    "https://[2001:0:a9fe:a9fe:8000:63bf:a247:27dd]/", "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+    # IPv4-mapped forms of the special-purpose blocks
+    "https://[::ffff:100.64.0.1]/", "https://[::ffff:198.18.0.1]/", "https://[::ffff:240.0.0.1]/",
+    # IPv6 that is not global unicast: documentation, site-local, multicast, IPv4-compatible, SIIT, discard
+    "https://[2001:db8::1]/", "https://[fec0::1]/", "https://[ff02::1]/", "https://[ff0e::1]/",
+    "https://[::a9fe:a9fe]/", "https://[::ffff:0:a9fe:a9fe]/", "https://[100::1]/",
+])
+@pytest.mark.parametrize("allow_loopback", [False, True])
+def test_only_globally_routable_unicast_addresses_are_accepted(url: str, allow_loopback: bool) -> None:
     assert not accepted(url, allow_loopback=allow_loopback)
 
 
@@ -137,3 +172,39 @@ def test_unresolvable_host_is_rejected_when_resolution_is_required() -> None:
 
 def test_unresolvable_host_over_plain_http_is_still_rejected() -> None:
     assert not accepted("http://runner.ksflow-test.invalid/", allow_loopback=True, require_resolution=False)
+
+
+def _answer(*addresses: str) -> Any:
+    calls: list[str] = []
+
+    def getaddrinfo(host: str, port: Any, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        calls.append(host)
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+                for a in addresses]
+
+    getaddrinfo.calls = calls  # type: ignore[attr-defined]
+    return getaddrinfo
+
+
+def test_pin_resolves_once_checks_every_address_and_pins_the_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    resolver = _answer("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946")
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    target = pin("https://Runner.Example.test:8443/hooks/run?tenant=a#part", allow_loopback=False)
+    assert resolver.calls == ["runner.example.test"]
+    assert (target.address, target.host, target.port) == ("93.184.216.34", "runner.example.test", 8443)
+    assert (target.host_header, target.request_target) == ("Runner.Example.test:8443", "/hooks/run?tenant=a")
+
+
+@pytest.mark.parametrize("allow_loopback", [False, True])
+def test_a_name_resolving_to_a_public_and_an_internal_address_is_rejected(monkeypatch: pytest.MonkeyPatch,
+                                                                          allow_loopback: bool) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", _answer("93.184.216.34", "127.0.0.1"))
+    with pytest.raises(UnsafeRunnerUrl, match=re.escape("127.0.0.1")):
+        pin("https://runner.example.test/", allow_loopback=allow_loopback)
+
+
+def test_a_name_resolving_only_to_loopback_is_pinned_when_loopback_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", _answer("127.0.0.1"))
+    assert pin("http://runner.example.test:8001/", allow_loopback=True).address == "127.0.0.1"
+    with pytest.raises(UnsafeRunnerUrl):
+        pin("http://runner.example.test:8001/", allow_loopback=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,11 @@ from ksflow.api.app import app, literal_route_methods
 from ksflow.observability import logger, metrics, tracer
 
 MAX_BODY_BYTES = 1024 * 1024
+# RFC 2046: 1 to 70 of these characters, the last not a space (so none needs escaping in quotes).
+MULTIPART_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+# `; name=value` with the value a quoted string (its closing quote optional) or a token; then
+# anything up to the next `;`, so every character is read once and junk is skipped.
+_PARAMETER = re.compile(r'\s*;\s*(?:([^\s;=]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^\s;]*))?[^;]*')
 
 
 @dataclass(frozen=True)
@@ -40,9 +46,33 @@ def _rule(event: dict[str, Any]) -> BodyRule:
     return UPLOAD_BODY if ingestion.UPLOAD_PATH.match(event.get("rawPath") or "") else JSON_BODY
 
 
-def _rejected(event: dict[str, Any]) -> dict[str, Any] | None:
-    """Requests the API never routes: a method a literal path does not serve, a body too large or
-    not of the media type the route takes."""
+def _unquoted(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+def _content_type(value: str) -> tuple[str, dict[str, str]]:
+    """Media type and parameters, read as RFC 9110 says: names in any case, values quoted or not.
+
+    In one linear pass: the standard library's header parsers recurse on nested comments (a
+    RecursionError, so a 500) and take seconds on some long headers.
+    """
+    media_type, separator, parameters = value.partition(";")
+    found: dict[str, str] = {}
+    for name, raw in _PARAMETER.findall(separator + parameters):
+        if name:
+            found.setdefault(name.lower(), _unquoted(raw))
+    return media_type.strip().lower(), found
+
+
+def _screened(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The answer to a request the API never routes: a method a literal path does not serve, a body
+    too large or not of the media type the route takes.
+
+    Other requests go on with their Content-Type in the one spelling Powertools reads (it matches
+    case-sensitively and fails on a missing boundary), or none if they have no body.
+    """
     method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "")
     allowed = literal_route_methods(method, event.get("rawPath") or "")
     if allowed:
@@ -52,20 +82,27 @@ def _rejected(event: dict[str, Any]) -> dict[str, Any] | None:
     size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
     if size > rule.max_bytes:
         return _error(413, f"Request body exceeds {rule.max_bytes} bytes{rule.too_large}")
-    content_type = next((v for k, v in (event.get("headers") or {}).items() if k.lower() == "content-type"), "")
-    media_type = content_type.split(";")[0].strip().lower()
-    if body and media_type not in ("", rule.media_type):
+    headers = event.get("headers") or {}
+    media_type, parameters = _content_type(headers.pop("content-type", ""))
+    if not body or not media_type:
+        return None
+    if media_type != rule.media_type:
         return _error(415, f"Request bodies here must be {rule.media_type}")
-    if rule is UPLOAD_BODY and media_type == "multipart/form-data" and "boundary=" not in content_type:
-        return _error(415, "multipart/form-data needs its boundary parameter")
+    if rule is JSON_BODY:
+        headers["content-type"] = rule.media_type
+        return None
+    boundary = parameters.get("boundary", "")
+    if not MULTIPART_BOUNDARY.fullmatch(boundary):
+        return _error(415, "multipart/form-data needs a boundary parameter of 1 to 70 characters (RFC 2046)")
+    headers["content-type"] = f'{rule.media_type}; boundary="{boundary}"'
     return None
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = _rejected(event) or app.resolve(event, context)
+    result = _screened(event) or app.resolve(event, context)
     if result.get("statusCode") == 204:
         result["body"] = ""  # Powertools renders `None` as "null"; a 204 carries no body at all
     return result

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler.openapi.params import File, Form, Path, Query, UploadFile
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from pydantic import ValidationError
 
 from ksflow.api.auth import CurrentPrincipal
 from ksflow.api.knowledge import readable, writable, writable_parent
@@ -30,7 +31,7 @@ from ksflow.ingestion.models import (
     summary,
 )
 from ksflow.knowledge import store
-from ksflow.knowledge.models import PartType
+from ksflow.knowledge.models import NAME_RULES, Name, PartType
 
 router = APIGatewayHttpRouter()
 
@@ -39,15 +40,26 @@ UPLOAD_PATH = re.compile(r"^/v1/documents/(?:[^/]+/)?ingest$")
 
 UploadedFile = Annotated[UploadFile, File(description=f"The file; the whole request body may be at most "
                                                       f"{MAX_UPLOAD_BYTES} bytes")]
-DocumentName = Annotated[str | None, Form(min_length=1, max_length=255, pattern=r"^[^/]+$",
-                                          description="Document name (defaults to the file name)")]
+DocumentName = Annotated[Name | None, Form(description="Document name (defaults to the file name)")]
 WorkflowId = Annotated[str, Path(min_length=1, max_length=200)]
 PageNumber = Annotated[int | None, Query(ge=1, le=1_000_000, description="1-based page (with page_size)")]
 PageSize = Annotated[int | None, Query(ge=1, le=100, description="Items per page (with page)")]
 
 
+def _file_name(file: UploadFile) -> str:
+    """The last segment of the name the client gave the file; it follows the rules of every other name."""
+    file_name = (file.filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip(" ")
+    if not file_name:
+        return file_name
+    try:
+        return NAME_RULES.validate_python(file_name)
+    except ValidationError as error:
+        problem = error.errors(include_url=False)[0]
+        raise Invalid(["body", "file"], f"File name: {problem['msg']}", problem["type"]) from None
+
+
 def _upload(file: UploadFile, name: str | None) -> tuple[str, service.Upload]:
-    file_name = (file.filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    file_name = _file_name(file)
     document_name = name or file_name
     if not document_name:
         raise Invalid(["body", "name"], "Give a name, or a file name in the upload", "missing")

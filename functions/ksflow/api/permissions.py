@@ -80,7 +80,7 @@ def list_permissions(tenant_id: UUID, user_id: UUID, principal: CurrentPrincipal
 
 
 @router.patch("/v1/user-permissions/<permission_id>", tags=TAGS, summary="Change a permission",
-              responses=documented(200, 403, 404))
+              responses=documented(200, 403, 404, 409))
 def update_permission(permission_id: UUID, request: UpdatePermissionRequest, principal: CurrentPrincipal,
                       tenant_id: UUID | None = None) -> PermissionResponse:
     if tenant_id is not None:
@@ -91,7 +91,7 @@ def update_permission(permission_id: UUID, request: UpdatePermissionRequest, pri
 
 
 @router.delete("/v1/user-permissions/<permission_id>", status_code=204, tags=TAGS, summary="Revoke a permission",
-               responses=documented(204, 403, 404))
+               responses=documented(204, 403, 404, 409))
 def delete_permission(permission_id: UUID, principal: CurrentPrincipal, tenant_id: UUID | None = None) -> None:
     if tenant_id is not None:
         _same_tenant(principal, tenant_id)

@@ -2,11 +2,15 @@
 
 Items (single table, `pk`/`sk`):
 - `TENANT#{tenant_id}` / `TENANT`: the tenant.
-- `TENANT#{tenant_id}` / `USER#{user_id}`: a tenant user and its role.
+- `IDENTITY#{tenant_id}` / `USER#{user_id}`: a tenant user and its role.
 - `APIKEY#{sha256(key)}` / `APIKEY`: an API key, stored only as its hash, with the
   tenant, user and role it acts as (denormalized so authentication is one read).
-- `TENANT#{tenant_id}` / `USERKEY#{user_id}#{key_id}`: the key as its owner lists it (name,
+- `IDENTITY#{tenant_id}` / `USERKEY#{user_id}#{key_id}`: the key as its owner lists it (name,
   last characters, hash), so keys can be listed and revoked by id.
+
+Users and keys sit in partitions of their own, outside the `TENANT#` partitions of the knowledge
+base and ingestion: the deployed functions that work there (ingestion) are allowed those partitions
+only, by key prefix, so they can neither read nor forge a user or a key.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ _auth_cache: dict[str, tuple[float, Principal]] = {}
 _auth_lock = threading.Lock()
 
 
+def _identity_pk(tenant_id: str) -> str:
+    return f"IDENTITY#{tenant_id}"
+
+
 def hash_api_key(api_key: str) -> str:
     """API keys are 256-bit random strings, so a plain SHA-256 is a safe at-rest form."""
     return hashlib.sha256(api_key.encode()).hexdigest()
@@ -62,14 +70,14 @@ def _api_key_items(api_key: str, principal: Principal, name: str, now: str) -> t
                  created_at=clock.parse(now), key_hash=hash_api_key(api_key))
     credential = {"pk": f"APIKEY#{key.key_hash}", "sk": "APIKEY", "tenant_id": principal.tenant_id,
                   "user_id": principal.user_id, "role": principal.role.value, "key_id": key.id, "created_at": now}
-    listing = {"pk": f"TENANT#{principal.tenant_id}", "sk": f"USERKEY#{principal.user_id}#{key.id}",
+    listing = {"pk": _identity_pk(principal.tenant_id), "sk": f"USERKEY#{principal.user_id}#{key.id}",
                **key.model_dump(mode="json")}
     return key, [credential, listing]
 
 
 def _user_item(principal: Principal, email: str, now: str) -> dict[str, Any]:
     return {
-        "pk": f"TENANT#{principal.tenant_id}",
+        "pk": _identity_pk(principal.tenant_id),
         "sk": f"USER#{principal.user_id}",
         "user_id": principal.user_id,
         "email": email,
@@ -120,7 +128,7 @@ def create_api_key(principal: Principal, name: str) -> tuple[ApiKey, str]:
 
 def list_api_keys(principal: Principal) -> list[ApiKey]:
     items = aws.table(settings().table_name).query(
-        KeyConditionExpression=Key("pk").eq(f"TENANT#{principal.tenant_id}")
+        KeyConditionExpression=Key("pk").eq(_identity_pk(principal.tenant_id))
         & Key("sk").begins_with(f"USERKEY#{principal.user_id}#"),
     )["Items"]
     return sorted((ApiKey.model_validate(item) for item in items), key=lambda k: (k.created_at, k.id))
@@ -128,7 +136,7 @@ def list_api_keys(principal: Principal) -> list[ApiKey]:
 
 def get_api_key(principal: Principal, key_id: str) -> ApiKey | None:
     item = aws.table(settings().table_name).get_item(
-        Key={"pk": f"TENANT#{principal.tenant_id}", "sk": f"USERKEY#{principal.user_id}#{key_id}"}).get("Item")
+        Key={"pk": _identity_pk(principal.tenant_id), "sk": f"USERKEY#{principal.user_id}#{key_id}"}).get("Item")
     return ApiKey.model_validate(item) if item else None
 
 
@@ -138,7 +146,7 @@ def revoke_api_key(principal: Principal, key: ApiKey) -> None:
     table.meta.client.transact_write_items(TransactItems=[
         {"Delete": {"TableName": table.name, "Key": {"pk": f"APIKEY#{key.key_hash}", "sk": "APIKEY"}}},
         {"Delete": {"TableName": table.name,
-                    "Key": {"pk": f"TENANT#{principal.tenant_id}", "sk": f"USERKEY#{principal.user_id}#{key.id}"}}},
+                    "Key": {"pk": _identity_pk(principal.tenant_id), "sk": f"USERKEY#{principal.user_id}#{key.id}"}}},
     ])
     with _auth_lock:
         _auth_cache.pop(key.key_hash, None)
@@ -160,7 +168,7 @@ def get_tenant(tenant_id: str) -> dict[str, Any] | None:
 
 def get_user(tenant_id: str, user_id: str) -> dict[str, Any] | None:
     item: dict[str, Any] | None = aws.table(settings().table_name).get_item(
-        Key={"pk": f"TENANT#{tenant_id}", "sk": f"USER#{user_id}"}
+        Key={"pk": _identity_pk(tenant_id), "sk": f"USER#{user_id}"}
     ).get("Item")
     return item
 

@@ -7,7 +7,9 @@ the steps into separate tasks. A file that cannot be read is the uploader's prob
 outage: the task records that failure itself and returns normally, so function error and
 execution failure alarms mean something broke. Anything else raises, and the state
 machine's Catch records it. Before each step the task checks that the ingestion is still
-open and still its own (a cancel or a rerun may have replaced it) and stops quietly if not.
+open and still its own (a cancel or a rerun may have replaced it) and stops quietly if not;
+its chunk writes carry the same check (`store.replace_chunks`), so an attempt cancelled
+while storing writes nothing more, whatever the next attempt is doing.
 """
 
 from __future__ import annotations
@@ -45,18 +47,16 @@ def ingest(tenant_id: str, document_version_id: str, execution_name: str) -> dic
     chunks = chunking.split(text)
     if not store.record_activity(tenant_id, document_version_id, execution_name, Activity.STORE):
         return skipped
-    store.replace_chunks(tenant_id, document_version_id, chunks, ingestion.attempt)
+    if not store.replace_chunks(ingestion, chunks):
+        return skipped
     if not store.complete(tenant_id, document_version_id, execution_name, len(chunks)):
-        if store.get(tenant_id, document_version_id) is None:
-            # The version was deleted while its chunks were being written: leave none behind.
-            store.delete_chunks(tenant_id, document_version_id)
         return skipped
     metrics.add_metric(name="IngestionsCompleted", unit="Count", value=1)
     metrics.add_metric(name="ChunksProcessed", unit="Count", value=len(chunks))
     return {"status": "completed", "chunks": len(chunks)}
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

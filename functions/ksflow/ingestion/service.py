@@ -1,9 +1,11 @@
 """Uploading files for ingestion, and reading, rerunning and cancelling ingestions as a principal may.
 
 An upload stores the file in S3 first, then writes the document (or new version) path parts
-and the ingestion record in one transaction, then starts the execution; a conflict removes
-the stored file again. Ingestions are visible where their document version is readable
-(OWNER/ADMIN: all of the tenant's); rerun and cancel need write access to it.
+and the ingestion record in one transaction, then starts the execution. When the transaction
+loses (a name conflict, or a parent that is gone or being deleted), the stored file is removed
+again; once it wins, a delete of the parent finds the version and removes its file.
+Ingestions are visible where their document version is readable (OWNER/ADMIN: all of the
+tenant's); rerun and cancel need write access to it.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def _stored(ingestion: Ingestion, upload: Upload,
     files.put(ingestion.object_key, upload.data, upload.content_type)
     try:
         write_parts([store.put_request(ingestion)])
-    except Conflict:
+    except Exception:
         files.delete_all_versions([files.version_prefix(ingestion.tenant_id, ingestion.document_version_id)])
         raise
     return _start(ingestion)
@@ -101,7 +103,7 @@ def ingest_new_document(principal: Principal, parent: PathPart, name: str, uploa
     document, version = knowledge.new_document(principal, parent, name, document_type_of(upload),
                                                DocumentOrigin.SOURCE)
     return _stored(_new_ingestion(principal, document, version, upload), upload,
-                   lambda also: knowledge.store_document(document, version, also))
+                   lambda also: knowledge.store_document(parent, document, version, also))
 
 
 def ingest_new_version(principal: Principal, document: PathPart, active_version: PathPart,

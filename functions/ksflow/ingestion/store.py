@@ -4,12 +4,14 @@ Items (partition `TENANT#{tenant_id}`):
 - `INGESTION#{document_version_id}`: the version's ingestion (`Ingestion`): status, attempt,
   the current execution's name, progress (`last_activity`, `chunks_processed`) and `error`.
 - `CHUNK#{document_version_id}#{index:06d}`: one chunk (`text`, `start`/`end` offsets in the
-  extracted text, `attempt` that wrote it). A rerun overwrites chunks by index and deletes
-  those past its own count, so the stored chunks are always exactly one run's.
+  extracted text, `attempt` that wrote it). An attempt overwrites chunks by index and deletes
+  those past its own count, so a completed ingestion's chunks are exactly its last attempt's.
 
 Every change a task makes is conditional on the ingestion still being open and still
 belonging to the task's execution: a cancel or a newer rerun wins, and a late task of an
-older execution changes nothing.
+older execution changes nothing. Chunk writes are fenced the same way: each batch is one
+transaction with a check on the ingestion record, so once an attempt is cancelled or
+superseded none of its chunks can land, even while the next attempt writes its own.
 """
 
 from __future__ import annotations
@@ -149,24 +151,57 @@ def restart(ingestion: Ingestion, execution_name: str) -> Ingestion | None:
                    execution_name=None, expected_attempt=ingestion.attempt, statuses=finished)
 
 
-def replace_chunks(tenant_id: str, document_version_id: str, chunks: list[Chunk], attempt: int) -> None:
-    """Write chunks by index (overwriting a previous run's) and delete any beyond this run's count."""
-    now = clock.iso(clock.now())
-    with _table().batch_writer() as batch:
-        for chunk in chunks:
-            batch.put_item(Item={"pk": _pk(tenant_id), "sk": _chunk_sk(document_version_id, chunk.index),
-                                 "tenant_id": tenant_id, "document_version_id": document_version_id,
-                                 "index": chunk.index, "text": chunk.text, "start": chunk.start, "end": chunk.end,
-                                 "attempt": attempt, "created_at": now})
-        for stale in _chunk_keys(tenant_id, document_version_id, first_index=len(chunks)):
-            batch.delete_item(Key=stale)
+# DynamoDB takes at most 100 actions per transaction; one of them is the fence.
+_WRITES_PER_TRANSACTION = 99
+
+
+def _fence(tenant_id: str, document_version_id: str, execution_name: str) -> dict[str, Any]:
+    """The check that the ingestion is processing under this execution, in every chunk transaction."""
+    return {"ConditionCheck": {
+        "TableName": settings().table_name, "Key": key(tenant_id, document_version_id),
+        "ConditionExpression": "#status = :processing AND execution_name = :execution",
+        "ExpressionAttributeNames": {"#status": "status"},
+        "ExpressionAttributeValues": {":processing": IngestionStatus.PROCESSING.value, ":execution": execution_name},
+    }}
+
+
+def replace_chunks(ingestion: Ingestion, chunks: list[Chunk]) -> bool:
+    """Write the attempt's chunks by index and delete any beyond its count, while it is the current one.
+
+    False as soon as a batch is refused because the ingestion was cancelled, rerun or deleted:
+    batches written before that belong to the attempt that was current then, and the next
+    attempt replaces them.
+    """
+    tenant_id, version_id = ingestion.tenant_id, ingestion.document_version_id
+    table_name, now = settings().table_name, clock.iso(clock.now())
+    writes: list[dict[str, Any]] = [
+        {"Put": {"TableName": table_name, "Item": {
+            "pk": _pk(tenant_id), "sk": _chunk_sk(version_id, chunk.index), "tenant_id": tenant_id,
+            "document_version_id": version_id, "index": chunk.index, "text": chunk.text, "start": chunk.start,
+            "end": chunk.end, "attempt": ingestion.attempt, "created_at": now}}}
+        for chunk in chunks]
+    writes += [{"Delete": {"TableName": table_name, "Key": stale}}
+               for stale in _chunk_keys(tenant_id, version_id, first_index=len(chunks))]
+    fence = _fence(tenant_id, version_id, ingestion.execution_name)
+    client = _table().meta.client
+    for start in range(0, len(writes), _WRITES_PER_TRANSACTION):
+        try:
+            client.transact_write_items(TransactItems=[*writes[start:start + _WRITES_PER_TRANSACTION], fence])
+        except ClientError as error:
+            reasons = error.response.get("CancellationReasons") or [{}]
+            if reasons[-1].get("Code") == "ConditionalCheckFailed":
+                return False
+            raise
+    return True
 
 
 def _chunk_keys(tenant_id: str, document_version_id: str, first_index: int = 0) -> list[dict[str, str]]:
+    """Consistent, so the chunks of every attempt fenced out before this read are all found."""
     condition = Key("pk").eq(_pk(tenant_id)) & Key("sk").between(
         _chunk_sk(document_version_id, first_index), f"CHUNK#{document_version_id}#~")
     return [{"pk": item["pk"], "sk": item["sk"]}
-            for item in _query({"KeyConditionExpression": condition, "ProjectionExpression": "pk, sk"})]
+            for item in _query({"KeyConditionExpression": condition, "ProjectionExpression": "pk, sk",
+                                "ConsistentRead": True})]
 
 
 def list_chunks(tenant_id: str, document_version_id: str) -> list[dict[str, Any]]:
@@ -182,9 +217,13 @@ def delete_chunks(tenant_id: str, document_version_id: str) -> None:
 
 
 def delete(tenant_id: str, document_version_ids: list[str]) -> None:
-    """Remove ingestions and all their chunks (their document versions are being deleted)."""
-    for version_id in document_version_ids:
-        delete_chunks(tenant_id, version_id)
+    """Remove ingestions and all their chunks (their document versions are being deleted).
+
+    Records first: with its record gone no attempt passes the chunk fence, so the chunks
+    listed afterwards are all there will ever be.
+    """
     with _table().batch_writer() as batch:
         for version_id in document_version_ids:
             batch.delete_item(Key=key(tenant_id, version_id))
+    for version_id in document_version_ids:
+        delete_chunks(tenant_id, version_id)

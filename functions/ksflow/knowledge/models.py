@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 
 class PartType(StrEnum):
@@ -58,7 +59,22 @@ class PathPart(BaseModel):
         return [*self.ancestor_ids, self.path_part_id]
 
 
-Name = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/]+$")]
+def _one_path_segment(name: str) -> str:
+    """Names are segments of materialized paths (and file names), so each must read as exactly one."""
+    if "/" in name:
+        raise ValueError("A name cannot contain '/'")
+    if name in (".", ".."):
+        raise ValueError("A name cannot be '.' or '..'")
+    control = next((c for c in name if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        raise ValueError(f"A name cannot contain control characters (found U+{ord(control):04X})")
+    return name
+
+
+Name = Annotated[str, Field(min_length=1, max_length=255, json_schema_extra={"pattern": r"^[^/\x00-\x1f\x7f-\x9f]+$"},
+                            description="At most 255 characters; no '/', no control characters, not '.' or '..'"),
+                 AfterValidator(_one_path_segment)]
+NAME_RULES: TypeAdapter[str] = TypeAdapter(Name)
 
 
 class CreateFolderRequest(BaseModel):

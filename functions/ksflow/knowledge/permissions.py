@@ -1,9 +1,14 @@
 """Grants of a capability on a path part's subtree to a USER (`/v1/user-permissions`).
 
 Items (partition `TENANT#{tenant_id}`):
-- `GRANT#{user_id}#{permission_id}`: the grant; a user's grants are one query away, which is
-  how `Access` reads them.
-- `PERMISSION#{permission_id}`: points at the grant's user, so a permission id alone finds it.
+- `GRANT#{user_id}#{path_part_id}`: the grant. Keyed by the (user, path part) pair, so a
+  second grant on a pair cannot be written, even by concurrent requests; a user's grants
+  are one query away, which is how `Access` reads them.
+- `PERMISSION#{permission_id}`: points at the grant's pair, so a permission id alone finds it.
+
+A user's capability on a part is the strongest of its grants on the part and its ancestors
+(`knowledge.store.Access`): with one grant per pair, which grant counts never depends on
+the order DynamoDB returns them in.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from ksflow import aws, clock
@@ -46,8 +52,21 @@ def _pointer_key(tenant_id: str, permission_id: str) -> dict[str, str]:
     return {"pk": _pk(tenant_id), "sk": f"PERMISSION#{permission_id}"}
 
 
-def _grant_key(permission: Permission) -> dict[str, str]:
-    return {"pk": _pk(permission.tenant_id), "sk": f"GRANT#{permission.user_id}#{permission.id}"}
+def _grant_key(tenant_id: str, user_id: str, path_part_id: str) -> dict[str, str]:
+    return {"pk": _pk(tenant_id), "sk": f"GRANT#{user_id}#{path_part_id}"}
+
+
+def _key_of(permission: Permission) -> dict[str, str]:
+    return _grant_key(permission.tenant_id, permission.user_id, permission.path_part_id)
+
+
+def _grant_item(permission: Permission) -> dict[str, Any]:
+    return {**_key_of(permission), **permission.model_dump(mode="json")}
+
+
+def _pointer_item(permission: Permission) -> dict[str, Any]:
+    return {**_pointer_key(permission.tenant_id, permission.id), "user_id": permission.user_id,
+            "path_part_id": permission.path_part_id}
 
 
 def _require_admin(principal: Principal) -> None:
@@ -62,6 +81,28 @@ def _require_path_part(principal: Principal, path_part_id: str) -> knowledge.Pat
     return part
 
 
+def _pair_taken(tenant_id: str, user_id: str, path_part_id: str) -> Conflict:
+    existing = _table().get_item(Key=_grant_key(tenant_id, user_id, path_part_id), ConsistentRead=True).get("Item")
+    named = f" (permission {existing['id']})" if existing else ""
+    return Conflict(f"The user already has a permission on this path part{named}; update that one instead")
+
+
+def _transact(items: list[dict[str, Any]], permission: Permission, pair_item: int | None = None) -> None:
+    """Write `items` all or nothing. A failed condition on item `pair_item` means the pair already has
+    a grant (409); on any other item, that the permission was revoked meanwhile (404)."""
+    try:
+        _table().meta.client.transact_write_items(TransactItems=items)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "TransactionCanceledException":
+            raise
+        reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+        if pair_item is not None and reasons[pair_item:pair_item + 1] == ["ConditionalCheckFailed"]:
+            raise _pair_taken(permission.tenant_id, permission.user_id, permission.path_part_id) from error
+        if "ConditionalCheckFailed" not in reasons:  # another transaction on the same items won the race
+            raise Conflict("The permission was being changed by another request; try again") from error
+        raise NotFound("Permission not found") from error
+
+
 def list_for_user(principal: Principal, user_id: str) -> list[Permission]:
     """A user's grants, oldest first; USERs may list only their own."""
     if not principal.is_admin and user_id != principal.user_id:
@@ -73,22 +114,21 @@ def list_for_user(principal: Principal, user_id: str) -> list[Permission]:
 
 
 def create(principal: Principal, user_id: str, path_part_id: str, capability: Capability) -> Permission:
+    """A new grant; 409 if the user already has one on this path part."""
     _require_admin(principal)
     if identity.get_user(principal.tenant_id, user_id) is None:
         raise NotFound("User not found")
     _require_path_part(principal, path_part_id)
-    if any(p.path_part_id == path_part_id for p in list_for_user(principal, user_id)):
-        raise Conflict("The user already has a permission on this path part; update it instead")
     now = clock.now()
     permission = Permission(id=str(uuid.uuid4()), tenant_id=principal.tenant_id, user_id=user_id,
                             path_part_id=path_part_id, capability=capability, created_at=now, updated_at=now)
-    table = _table()
-    table.meta.client.transact_write_items(TransactItems=[
-        {"Put": {"TableName": table.name, "ConditionExpression": "attribute_not_exists(pk)",
-                 "Item": {**_grant_key(permission), **permission.model_dump(mode="json")}}},
-        {"Put": {"TableName": table.name, "ConditionExpression": "attribute_not_exists(pk)",
-                 "Item": {**_pointer_key(principal.tenant_id, permission.id), "user_id": user_id}}},
-    ])
+    table_name = settings().table_name
+    _transact([
+        {"Put": {"TableName": table_name, "Item": _grant_item(permission),
+                 "ConditionExpression": "attribute_not_exists(pk)"}},
+        {"Put": {"TableName": table_name, "Item": _pointer_item(permission),
+                 "ConditionExpression": "attribute_not_exists(pk)"}},
+    ], permission, pair_item=0)
     return permission
 
 
@@ -96,16 +136,22 @@ def get(principal: Principal, permission_id: str) -> Permission:
     pointer = _table().get_item(Key=_pointer_key(principal.tenant_id, permission_id)).get("Item")
     if pointer is None or (not principal.is_admin and pointer["user_id"] != principal.user_id):
         raise NotFound("Permission not found")
-    item = _table().get_item(
-        Key={"pk": _pk(principal.tenant_id), "sk": f"GRANT#{pointer['user_id']}#{permission_id}"}
-    ).get("Item")
-    if item is None:
+    grant_key = _grant_key(principal.tenant_id, pointer["user_id"], pointer["path_part_id"])
+    item = _table().get_item(Key=grant_key).get("Item")
+    if item is None or item["id"] != permission_id:
         raise NotFound("Permission not found")
     return Permission.model_validate(item)
 
 
+def _is_this_grant(permission: Permission) -> dict[str, Any]:
+    """Condition on the pair's grant still being `permission` (not revoked, nor revoked and granted anew)."""
+    return {"ConditionExpression": "#id = :id", "ExpressionAttributeNames": {"#id": "id"},
+            "ExpressionAttributeValues": {":id": permission.id}}
+
+
 def update(principal: Principal, permission_id: str, path_part_id: str | None,
            capability: Capability | None) -> Permission:
+    """Change the capability or move the grant; moving onto a pair that has a grant is 409."""
     _require_admin(principal)
     permission = get(principal, permission_id)
     if path_part_id is not None:
@@ -115,19 +161,29 @@ def update(principal: Principal, permission_id: str, path_part_id: str | None,
         "capability": capability or permission.capability,
         "updated_at": clock.now(),
     })
-    _table().put_item(Item={**_grant_key(changed), **changed.model_dump(mode="json")},
-                      ConditionExpression="attribute_exists(pk)")
+    table_name = settings().table_name
+    if changed.path_part_id == permission.path_part_id:
+        _transact([{"Put": {"TableName": table_name, "Item": _grant_item(changed), **_is_this_grant(permission)}}],
+                  changed)
+        return changed
+    _transact([
+        {"Delete": {"TableName": table_name, "Key": _key_of(permission), **_is_this_grant(permission)}},
+        {"Put": {"TableName": table_name, "Item": _grant_item(changed),
+                 "ConditionExpression": "attribute_not_exists(pk)"}},
+        {"Put": {"TableName": table_name, "Item": _pointer_item(changed),
+                 "ConditionExpression": "attribute_exists(pk)"}},
+    ], changed, pair_item=1)
     return changed
 
 
 def delete(principal: Principal, permission_id: str) -> None:
     _require_admin(principal)
     permission = get(principal, permission_id)
-    table = _table()
-    table.meta.client.transact_write_items(TransactItems=[
-        {"Delete": {"TableName": table.name, "Key": _grant_key(permission)}},
-        {"Delete": {"TableName": table.name, "Key": _pointer_key(principal.tenant_id, permission_id)}},
-    ])
+    table_name = settings().table_name
+    _transact([
+        {"Delete": {"TableName": table_name, "Key": _key_of(permission), **_is_this_grant(permission)}},
+        {"Delete": {"TableName": table_name, "Key": _pointer_key(principal.tenant_id, permission_id)}},
+    ], permission)
 
 
 def delete_for_path_parts(tenant_id: str, path_part_ids: set[str]) -> None:
@@ -138,5 +194,5 @@ def delete_for_path_parts(tenant_id: str, path_part_ids: set[str]) -> None:
         for item in items:
             if item["path_part_id"] in path_part_ids:
                 permission = Permission.model_validate(item)
-                batch.delete_item(Key=_grant_key(permission))
+                batch.delete_item(Key=_key_of(permission))
                 batch.delete_item(Key=_pointer_key(tenant_id, permission.id))

@@ -3,14 +3,22 @@
 Items (single table, partition `TENANT#{tenant_id}`):
 - `PATHPART#{path_part_id}`: a folder, document or document version (`PathPart`).
 - `OBJECT#{object_id}`: the folder/document/version id a client sees, pointing at its path part.
-- `CHILDNAME#{parent_id}#{name}`: claims a name under a parent, so sibling names are unique
-  and materialized paths unambiguous; it is also the index of a part's children (folders and
-  documents under a folder, versions `v0`, `v1`, ... under a document).
+- `CHILDNAME#{parent_id}#{name key}`: claims a name under a parent, so sibling names are
+  unique and materialized paths unambiguous; it is also the index of a part's children
+  (folders and documents under a folder, versions `v0`, `v1`, ... under a document). The name
+  key is the case-folded name cut to `NAME_KEY_PREFIX_BYTES`, then a hash of the exact name
+  (see `name_key`): no name reaches DynamoDB's 1,024-byte sort key limit, and claims still
+  sort in the API's NAME order.
 - `GRANT#{user_id}#{path_part_id}`: a USER's capability on a subtree.
+
+A delete marks every folder and document of the subtree `deleting` before it removes
+anything, and every create checks, in its own transaction, that its parent exists and is not
+marked: nothing can be added to a subtree once its delete has walked it (see `fence_subtree`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -22,11 +30,14 @@ from botocore.exceptions import ClientError
 
 from ksflow import aws, clock
 from ksflow.config import settings
-from ksflow.errors import Conflict
+from ksflow.errors import Conflict, NotFound
 from ksflow.identity.models import Principal
 from ksflow.knowledge.models import DocumentOrigin, DocumentType, PartType, PathPart
 
 ROOT_NAME = "/"
+NAME_KEY_PREFIX_BYTES = 512
+OPEN_PARENT = "attribute_exists(pk) AND attribute_not_exists(deleting)"
+PARENT_GONE = "Parent folder not found"
 
 
 class Capability(StrEnum):
@@ -42,8 +53,12 @@ def _pk(tenant_id: str) -> str:
     return f"TENANT#{tenant_id}"
 
 
+def _path_part_key(tenant_id: str, path_part_id: str) -> dict[str, str]:
+    return {"pk": _pk(tenant_id), "sk": f"PATHPART#{path_part_id}"}
+
+
 def _path_part_item(part: PathPart) -> dict[str, Any]:
-    return {"pk": _pk(part.tenant_id), "sk": f"PATHPART#{part.path_part_id}", **part.model_dump(mode="json")}
+    return {**_path_part_key(part.tenant_id, part.path_part_id), **part.model_dump(mode="json")}
 
 
 def _object_item(part: PathPart) -> dict[str, Any]:
@@ -51,9 +66,26 @@ def _object_item(part: PathPart) -> dict[str, Any]:
             "path_part_id": part.path_part_id, "part_type": part.part_type.value}
 
 
+def name_key(name: str) -> str:
+    """`prefix + hash`: the case-folded name's first bytes (cut at a character boundary), a NUL,
+    then a hash of the exact name.
+
+    Keys order like the API's NAME order (case-insensitive first) wherever the prefixes differ,
+    so listings in name order can be read from keys; only names that share a whole prefix (or
+    differ only in case) need ordering by the name itself. NUL sorts below every character a
+    name may hold, so a name sorts before its own extensions. Distinct names never share a key,
+    and the longest key stays far below DynamoDB's 1,024-byte sort key limit.
+    """
+    prefix = name.casefold().encode()[:NAME_KEY_PREFIX_BYTES].decode(errors="ignore")
+    return f"{prefix}\x00{hashlib.sha256(name.encode()).hexdigest()}"
+
+
+def _name_claim_key(part: PathPart) -> dict[str, str]:
+    return {"pk": _pk(part.tenant_id), "sk": f"CHILDNAME#{part.parent_id}#{name_key(part.name)}"}
+
+
 def _name_claim_item(part: PathPart) -> dict[str, Any]:
-    return {"pk": _pk(part.tenant_id), "sk": f"CHILDNAME#{part.parent_id}#{part.name}",
-            "path_part_id": part.path_part_id}
+    return {**_name_claim_key(part), "path_part_id": part.path_part_id}
 
 
 def _new_part(parent: PathPart, part_type: PartType, name: str, user_id: str, now: datetime,
@@ -80,7 +112,7 @@ def _from_item(item: dict[str, Any] | None) -> PathPart | None:
 
 
 def get_path_part(tenant_id: str, path_part_id: str) -> PathPart | None:
-    return _from_item(_table().get_item(Key={"pk": _pk(tenant_id), "sk": f"PATHPART#{path_part_id}"}).get("Item"))
+    return _from_item(_table().get_item(Key=_path_part_key(tenant_id, path_part_id)).get("Item"))
 
 
 def _batch_get(tenant_id: str, sort_keys: Iterable[str]) -> list[dict[str, Any]]:
@@ -91,7 +123,7 @@ def _batch_get(tenant_id: str, sort_keys: Iterable[str]) -> list[dict[str, Any]]
     name = settings().table_name
     for start in range(0, len(unique), 100):
         keys: list[dict[str, Any]] = [{"pk": _pk(tenant_id), "sk": sk} for sk in unique[start:start + 100]]
-        request: dict[str, Any] = {name: {"Keys": keys}}
+        request: dict[str, Any] = {name: {"Keys": keys, "ConsistentRead": True}}
         while request:
             response = client.batch_get_item(RequestItems=request)
             found.extend(response["Responses"].get(name, []))
@@ -113,12 +145,15 @@ def get_by_object_ids(tenant_id: str, object_ids: Iterable[str]) -> dict[str, Pa
 
 
 def children(tenant_id: str, parent_ids: Sequence[str]) -> list[PathPart]:
-    """The direct children of the given parts, read through their name claims."""
+    """The direct children of the given parts, read through their name claims.
+
+    Reads are strongly consistent: a delete must see every child committed before it fenced the parent.
+    """
     path_part_ids: list[str] = []
     for parent_id in parent_ids:
         query: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(_pk(tenant_id))
                                  & Key("sk").begins_with(f"CHILDNAME#{parent_id}#"),
-                                 "ProjectionExpression": "path_part_id"}
+                                 "ProjectionExpression": "path_part_id", "ConsistentRead": True}
         while True:
             page = _table().query(**query)
             path_part_ids.extend(item["path_part_id"] for item in page["Items"])
@@ -128,14 +163,48 @@ def children(tenant_id: str, parent_ids: Sequence[str]) -> list[PathPart]:
     return list(get_path_parts(tenant_id, path_part_ids).values())
 
 
+def _containers(parts: Iterable[PathPart]) -> list[PathPart]:
+    """The parts that can have children: folders and documents (versions are leaves)."""
+    return [p for p in parts if p.part_type != PartType.DOCUMENT_VERSION]
+
+
 def descendants(part: PathPart, max_depth: int | None = None) -> list[PathPart]:
     """Everything under a part, level by level (one query per part with children, batched reads)."""
     found: list[PathPart] = []
     level, depth = [part], 0
     while level and (max_depth is None or depth < max_depth):
-        level = children(part.tenant_id, [p.path_part_id for p in level if p.part_type != PartType.DOCUMENT_VERSION])
+        level = children(part.tenant_id, [p.path_part_id for p in _containers(level)])
         found.extend(level)
         depth += 1
+    return found
+
+
+def _mark_deleting(part: PathPart) -> None:
+    """Creates under the part fail from now on; a part already gone stays gone (no stub item)."""
+    try:
+        _table().update_item(Key=_path_part_key(part.tenant_id, part.path_part_id),
+                             UpdateExpression="SET deleting = :yes", ConditionExpression="attribute_exists(pk)",
+                             ExpressionAttributeValues={":yes": True})
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+
+
+def fence_subtree(part: PathPart) -> list[PathPart]:
+    """Mark the part and every folder and document under it as being deleted, top down; return the subtree.
+
+    Each level is marked before its children are read. A create that committed before its parent
+    was marked is among the children read next (and is marked in turn); one that comes later fails
+    its check on the parent. So once this returns, the subtree it returns is all there will ever be.
+    """
+    found: list[PathPart] = []
+    level = [part]
+    while level:
+        containers = _containers(level)
+        for container in containers:
+            _mark_deleting(container)
+        found.extend(level)
+        level = children(part.tenant_id, [p.path_part_id for p in containers])
     return found
 
 
@@ -143,10 +212,10 @@ def delete_parts(parts: Sequence[PathPart]) -> None:
     """Remove path parts with their object pointers and name claims (deepest first)."""
     with _table().batch_writer() as batch:
         for part in sorted(parts, key=lambda p: len(p.ancestor_ids), reverse=True):
-            batch.delete_item(Key={"pk": _pk(part.tenant_id), "sk": f"PATHPART#{part.path_part_id}"})
+            batch.delete_item(Key=_path_part_key(part.tenant_id, part.path_part_id))
             batch.delete_item(Key={"pk": _pk(part.tenant_id), "sk": f"OBJECT#{part.metadata_obj_id}"})
             if part.parent_id is not None:
-                batch.delete_item(Key={"pk": _pk(part.tenant_id), "sk": f"CHILDNAME#{part.parent_id}#{part.name}"})
+                batch.delete_item(Key=_name_claim_key(part))
 
 
 def get_by_object_id(tenant_id: str, object_id: str, part_type: PartType) -> PathPart | None:
@@ -157,21 +226,38 @@ def get_by_object_id(tenant_id: str, object_id: str, part_type: PartType) -> Pat
     return get_path_part(tenant_id, pointer["path_part_id"])
 
 
-def _write(parts: list[PathPart], conflict: str, also: Sequence[dict[str, Any]] = ()) -> None:
-    """New parts with their pointers and name claims, plus `also` (transaction items), all or nothing."""
+def _parent_check(parent: PathPart) -> dict[str, Any]:
+    """The transaction item that fails when the parent is gone or being deleted."""
+    return {"ConditionCheck": {"TableName": settings().table_name,
+                               "Key": _path_part_key(parent.tenant_id, parent.path_part_id),
+                               "ConditionExpression": OPEN_PARENT, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+
+
+def _write(parts: list[PathPart], parent_op: dict[str, Any], gone: str, conflict: str,
+           also: Sequence[dict[str, Any]] = ()) -> None:
+    """New parts with their pointers and name claims, plus `also` (transaction items), all or nothing.
+
+    `parent_op` acts on the new parts' parent and fails when the parent is gone or being deleted:
+    then the create is 404 (`gone`), as if the delete had already finished. Anything else is `conflict`.
+    """
     items = [_path_part_item(p) for p in parts] + [_object_item(p) for p in parts]
     items += [_name_claim_item(p) for p in parts if p.parent_id is not None]
     table = _table()
     try:
         table.meta.client.transact_write_items(TransactItems=[
+            parent_op,
             *({"Put": {"TableName": table.name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
               for item in items),
             *also,
         ])
     except ClientError as error:
-        if error.response["Error"]["Code"] == "TransactionCanceledException":
-            raise Conflict(conflict) from error
-        raise
+        if error.response["Error"]["Code"] != "TransactionCanceledException":
+            raise
+        reason = (error.response.get("CancellationReasons") or [{}])[0]
+        parent_item = reason.get("Item")
+        if reason.get("Code") == "ConditionalCheckFailed" and (parent_item is None or "deleting" in parent_item):
+            raise NotFound(gone) from error
+        raise Conflict(conflict) from error
 
 
 def _name_taken(name: str) -> str:
@@ -180,7 +266,7 @@ def _name_taken(name: str) -> str:
 
 def create_folder(principal: Principal, parent: PathPart, name: str) -> PathPart:
     folder = _new_part(parent, PartType.FOLDER, name, principal.user_id, clock.now())
-    _write([folder], _name_taken(name))
+    _write([folder], _parent_check(parent), PARENT_GONE, _name_taken(name))
     return folder
 
 
@@ -194,15 +280,16 @@ def new_document(principal: Principal, parent: PathPart, name: str, document_typ
     return document.model_copy(update={"active_version_id": version.metadata_obj_id}), version
 
 
-def store_document(document: PathPart, version: PathPart, also: Sequence[dict[str, Any]] = ()) -> None:
-    _write([document, version], _name_taken(document.name), also)
+def store_document(parent: PathPart, document: PathPart, version: PathPart,
+                   also: Sequence[dict[str, Any]] = ()) -> None:
+    _write([document, version], _parent_check(parent), PARENT_GONE, _name_taken(document.name), also)
 
 
 def create_document(principal: Principal, parent: PathPart, name: str, document_type: DocumentType,
                     document_origin: DocumentOrigin) -> tuple[PathPart, PathPart]:
     """A metadata-only document at v0."""
     document, version = new_document(principal, parent, name, document_type, document_origin)
-    store_document(document, version)
+    store_document(parent, document, version)
     return document, version
 
 
@@ -216,15 +303,16 @@ def new_version(principal: Principal, document: PathPart, active_version: PathPa
 def store_version(document: PathPart, version: PathPart, document_type: DocumentType,
                   also: Sequence[dict[str, Any]] = ()) -> PathPart:
     """Store a new version and make it the document's active one, unless another upload got there first."""
-    table = _table()
     activate = {"Update": {
-        "TableName": table.name, "Key": {"pk": _pk(document.tenant_id), "sk": f"PATHPART#{document.path_part_id}"},
+        "TableName": settings().table_name, "Key": _path_part_key(document.tenant_id, document.path_part_id),
         "UpdateExpression": "SET active_version_id = :new, updated_at = :now, document_type = :type",
-        "ConditionExpression": "active_version_id = :current",
+        "ConditionExpression": f"{OPEN_PARENT} AND active_version_id = :current",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         "ExpressionAttributeValues": {":new": version.metadata_obj_id, ":current": document.active_version_id,
                                       ":now": clock.iso(version.created_at), ":type": document_type.value},
     }}
-    _write([version], "Another version of this document was uploaded meanwhile; retry", [activate, *also])
+    _write([version], activate, "Document not found", "Another version of this document was uploaded meanwhile; retry",
+           also)
     return document.model_copy(update={"active_version_id": version.metadata_obj_id,
                                        "updated_at": version.created_at, "document_type": document_type})
 

@@ -48,6 +48,14 @@ def answer_task(task_token: str, output: dict[str, Any]) -> None:
         logger.info("Task token not answered", extra={"reason": error.response["Error"]["Code"]})
 
 
+def fail_task(task_token: str, error: str) -> None:
+    """Fail the waiting task with a named error for the state machine to catch (no Lambda error raised)."""
+    try:
+        aws.client("stepfunctions").send_task_failure(taskToken=task_token, error=error)
+    except ClientError as failure:
+        logger.info("Task token not failed", extra={"reason": failure.response["Error"]["Code"]})
+
+
 def _schedule_name(run_id: str) -> str:
     return f"run-expiry-{run_id}"
 

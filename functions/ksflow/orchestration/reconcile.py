@@ -24,7 +24,7 @@ def reconcile(detail: dict[str, Any]) -> bool:
     return finished is not None
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:

@@ -1,4 +1,8 @@
-"""The state machine's Catch: the deadline passed or dispatch gave up, so fail the run."""
+"""Failing a run: the state machine's Catch (deadline passed, orchestration failed) and dispatch giving up.
+
+A runner's own failures never reach the Catch as errors: the dispatcher fails the run itself
+(`fail`), because only it knows the cause, and a Lambda error would page the operator.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +30,6 @@ def describe(failure: dict[str, Any], max_run_duration_seconds: int) -> tuple[st
     if error == "States.Timeout":
         return (f"Run exceeded its time limit of {max_run_duration_seconds} seconds "
                 "(max_run_duration_seconds) without a callback from the runner", EndedBy.TIMEOUT)
-    if error == "DispatchFailed":
-        return error_message(cause), EndedBy.DISPATCH
     return f"Run orchestration failed: {error}: {error_message(cause)}".strip(), EndedBy.DISPATCH
 
 
@@ -36,7 +38,11 @@ def fail_run(run_id: str, failure: dict[str, Any]) -> bool:
     if run is None or run.status.terminal:
         return False
     follow_run(run)
-    message, ended_by = describe(failure, run.run_snapshot.max_run_duration_seconds)
+    return fail(run_id, *describe(failure, run.run_snapshot.max_run_duration_seconds))
+
+
+def fail(run_id: str, message: str, ended_by: EndedBy) -> bool:
+    """FAILED with `message` unless the run already ended; its expiry schedule is then not needed."""
     finished = run_store.finish(run_id, RunStatus.FAILED, message, ended_by)
     if finished is not None:
         logger.info("Run failed", extra={"reason": ended_by.value})
@@ -44,7 +50,7 @@ def fail_run(run_id: str, failure: dict[str, Any]) -> bool:
     return finished is not None
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:

@@ -171,6 +171,13 @@ def run_count_of(tenant_id: str, definition_id: str) -> int:
     return int(item.get("run_count", 0)) if item else 0
 
 
+def secret_ciphertext_of(tenant_id: str, definition_id: str) -> str | None:
+    """The definition's current webhook secret (encrypted), read fresh: rotation applies at once."""
+    item = _table().get_item(Key=_key(tenant_id, definition_id), ConsistentRead=True,
+                             ProjectionExpression="secret_ciphertext").get("Item")
+    return item.get("secret_ciphertext") if item else None
+
+
 def get_visible(principal: Principal, definition_id: str) -> WorkflowDefinition:
     """The definition if the caller may see it (its creator, or an OWNER/ADMIN); else 404."""
     item = _table().get_item(Key=_key(principal.tenant_id, definition_id)).get("Item")

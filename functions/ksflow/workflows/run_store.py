@@ -3,7 +3,11 @@
 Items:
 - `RUN#{run_id}` / `RUN`: the run (`WorkflowRun`), with `gsi1` = (`WORKFLOWDEF#{definition_id}`,
   `{created_at}#{run_id}`) so a definition's runs list newest first.
-- `WORKFLOWDEF#{definition_id}` / `IDEMPOTENCY#{key}`: which run an idempotency key made.
+- `WORKFLOWDEF#{definition_id}` / `IDEMPOTENCY#{sha256(key)}`: which run an idempotency key made
+  (hashed: a 255-character key of 4-byte characters would not fit a sort key).
+- `WORKFLOWDEF#{definition_id}` / `WEBHOOK#{sha256(webhook-id)}`: the run a signed callback message
+  was accepted for, so the same signed message cannot end another run; expires (TTL
+  `expires_at`) once the signature's timestamp window is over.
 - the definition item's `run_count`, changed in the same transaction as each run write.
 
 Every status change is a conditional write on the current status, so whichever of the
@@ -13,6 +17,9 @@ loser changes nothing.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -37,8 +44,16 @@ def run_key(run_id: str) -> dict[str, str]:
     return {"pk": f"RUN#{run_id}", "sk": "RUN"}
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def claim_key(definition_id: str, idempotency_key: str) -> dict[str, str]:
-    return {"pk": f"WORKFLOWDEF#{definition_id}", "sk": f"IDEMPOTENCY#{idempotency_key}"}
+    return {"pk": f"WORKFLOWDEF#{definition_id}", "sk": f"IDEMPOTENCY#{_digest(idempotency_key)}"}
+
+
+def message_claim_key(definition_id: str, message_id: str) -> dict[str, str]:
+    return {"pk": f"WORKFLOWDEF#{definition_id}", "sk": f"WEBHOOK#{_digest(message_id)}"}
 
 
 def _run_item(run: WorkflowRun) -> dict[str, Any]:
@@ -204,31 +219,116 @@ def mark_running(run_id: str) -> bool:
     return True
 
 
-def finish(run_id: str, status: RunStatus, error: str | None, ended_by: EndedBy) -> WorkflowRun | None:
-    """Write a terminal status if the run is still open; the written run, or None if it lost.
-
-    Every ending passes through here exactly once, so this is also where outcomes are counted.
-    """
-    now = clock.iso(clock.now())
+def _terminal_update(status: RunStatus, error: str | None, ended_by: EndedBy, now: str) -> dict[str, Any]:
+    """The parts of an UpdateItem that end a run, guarded by its status still being open."""
     values: dict[str, Any] = {":status": status.value, ":now": now, ":by": ended_by.value,
                               ":pending": OPEN_STATUSES[0], ":running": OPEN_STATUSES[1]}
+    names = {"#status": "status"}
     update = "SET #status = :status, completed_at = :now, updated_at = :now, ended_by = :by"
     if error is not None:
         update += ", #error = :error"
         values[":error"] = error
+        names["#error"] = "error"
+    return {"UpdateExpression": update, "ConditionExpression": "#status IN (:pending, :running)",
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
+
+
+def finish(run_id: str, status: RunStatus, error: str | None, ended_by: EndedBy) -> WorkflowRun | None:
+    """Write a terminal status if the run is still open; the written run, or None if it lost.
+
+    Every ending passes through here or `finish_reported` exactly once, so outcomes are counted here.
+    """
     try:
-        response = _table().update_item(
-            Key=run_key(run_id),
-            UpdateExpression=update,
-            ConditionExpression="#status IN (:pending, :running)",
-            ExpressionAttributeNames={"#status": "status", **({"#error": "error"} if error is not None else {})},
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-        )
+        response = _table().update_item(Key=run_key(run_id), ReturnValues="ALL_NEW",
+                                         **_terminal_update(status, error, ended_by, clock.iso(clock.now())))
     except ClientError as failure:
         if _conditional_failure(failure):
             return None
         raise
     finished = WorkflowRun.model_validate(response["Attributes"])
+    observability.run_ended(finished)
+    return finished
+
+
+@dataclass(frozen=True)
+class SignedMessage:
+    """A callback message whose signature was verified with one of the definition's secrets."""
+
+    message_id: str
+    secret_ciphertext: str
+
+
+# How long an accepted message id is kept: the signature's timestamp window on both sides, and a margin.
+MESSAGE_CLAIM_LIFETIME = timedelta(minutes=15)
+
+
+class MessageReplayed(Exception):
+    """The signed message was already accepted for another run."""
+
+
+class SecretRotated(Exception):
+    """The secret that verified the message is no longer the definition's current one."""
+
+
+def _message_writes(table_name: str, run: WorkflowRun, signed: SignedMessage, now: datetime) -> list[dict[str, Any]]:
+    """Claim the message id for this run, and check the verifying secret is still the current one."""
+    claim = {**message_claim_key(run.workflow_definition_id, signed.message_id), "run_id": run.id,
+             "tenant_id": run.tenant_id, "expires_at": int((now + MESSAGE_CLAIM_LIFETIME).timestamp())}
+    return [
+        {"Put": {"TableName": table_name, "Item": claim,
+                 "ConditionExpression": "attribute_not_exists(pk) OR run_id = :run",
+                 "ExpressionAttributeValues": {":run": run.id}}},
+        {"ConditionCheck": {"TableName": table_name, "Key": _definition_key(run),
+                            "ConditionExpression": "secret_ciphertext = :secret",
+                            "ExpressionAttributeValues": {":secret": signed.secret_ciphertext}}},
+    ]
+
+
+def _transact_guarded(writes: list[dict[str, Any]], message_at: int | None) -> bool:
+    """Run a transaction; False if the run item's condition failed, the message's own failures raised."""
+    try:
+        _table().meta.client.transact_write_items(TransactItems=writes)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "TransactionCanceledException":
+            raise
+        reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+        if message_at is not None and reasons[message_at:message_at + 1] == ["ConditionalCheckFailed"]:
+            raise MessageReplayed from error
+        if message_at is not None and reasons[message_at + 1:message_at + 2] == ["ConditionalCheckFailed"]:
+            raise SecretRotated from error
+        if reasons[:1] == ["ConditionalCheckFailed"]:
+            return False
+        raise
+    return True
+
+
+def bind_message(run: WorkflowRun, signed: SignedMessage) -> None:
+    """Accept a signed message for a run that has already ended (a repeat), changing nothing else."""
+    _transact_guarded(_message_writes(_table().name, run, signed, clock.now()), 0)
+
+
+def finish_reported(run: WorkflowRun, status: RunStatus, error: str | None,
+                    signed: SignedMessage | None) -> WorkflowRun | None:
+    """End an open run as its callback reports, as read in `run`; None if it ended or changed meanwhile.
+
+    The run must still hold the task token that was read, so the token answered afterwards is the
+    one its execution waits on. A signed message is claimed for this run and its secret checked
+    against the definition in the same transaction: a replay to another run or a rotated secret
+    raises and writes nothing.
+    """
+    table, now = _table(), clock.now()
+    guarded = _terminal_update(status, error, EndedBy.CALLBACK, clock.iso(now))
+    if run.task_token is None:
+        guarded["ConditionExpression"] += " AND attribute_not_exists(task_token)"
+    else:
+        guarded["ConditionExpression"] += " AND task_token = :token"
+        guarded["ExpressionAttributeValues"][":token"] = run.task_token
+    writes = [{"Update": {"TableName": table.name, "Key": run_key(run.id), **guarded}}]
+    if signed is not None:
+        writes += _message_writes(table.name, run, signed, now)
+    if not _transact_guarded(writes, 1 if signed is not None else None):
+        return None
+    finished = run.model_copy(update={"status": status, "error": error, "completed_at": now, "updated_at": now,
+                                      "ended_by": EndedBy.CALLBACK})
     observability.run_ended(finished)
     return finished

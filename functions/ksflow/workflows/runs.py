@@ -133,18 +133,37 @@ def delete(principal: Principal, run_id: str) -> None:
         raise NotFound("Workflow run not found")
 
 
+def _verified_message(run: WorkflowRun, headers: Mapping[str, str], body: str, *,
+                      trust_run_secret: bool) -> run_store.SignedMessage:
+    """The message, if signed with the definition's secret; checking the run's copy first saves a read.
+
+    The run keeps the secret it was invoked under; whether that is still the definition's current
+    one is checked when the callback is written, so a rotated secret stops working at once.
+    """
+    message_id = webhooks.message_id(headers)
+
+    def signed_with(ciphertext: str | None) -> bool:
+        return bool(message_id and ciphertext) and webhooks.verify(
+            secrets.decrypt(ciphertext or "", run.tenant_id, run.workflow_definition_id), headers, body)
+
+    if trust_run_secret and signed_with(run.secret_ciphertext):
+        return run_store.SignedMessage(message_id=message_id or "", secret_ciphertext=run.secret_ciphertext)
+    current = definitions.secret_ciphertext_of(run.tenant_id, run.workflow_definition_id)
+    if current is not None and (current != run.secret_ciphertext or not trust_run_secret) and signed_with(current):
+        return run_store.SignedMessage(message_id=message_id or "", secret_ciphertext=current)
+    raise Unauthorized("Invalid webhook signature")
+
+
 def _authenticate_callback(run: WorkflowRun, headers: Mapping[str, str], body: str,
-                           api_key: str | None) -> None:
+                           api_key: str | None) -> run_store.SignedMessage | None:
     """A runner signs with the definition's webhook secret; a user may present an API key."""
     if webhooks.has_signature(headers):
-        secret = secrets.decrypt(run.secret_ciphertext, run.tenant_id, run.workflow_definition_id)
-        if webhooks.verify(secret, headers, body):
-            return
-        raise Unauthorized("Invalid webhook signature")
+        return _verified_message(run, headers, body, trust_run_secret=True)
     principal = identity.authenticate(api_key) if api_key else None
     if principal is None:
         raise Unauthorized("Callback must carry a valid webhook signature or API key")
     _visible(principal, run)
+    return None
 
 
 class CallbackConflict(Conflict):
@@ -160,6 +179,48 @@ def _outcome(run: WorkflowRun, requested: RunStatus) -> RunStatus:
     raise CallbackConflict(run)
 
 
+def _end_for_time_limit(run: WorkflowRun) -> WorkflowRun | None:
+    """A callback past the deadline loses even if the timer has not fired yet: the run fails now."""
+    message = (f"Run exceeded its time limit of {run.run_snapshot.max_run_duration_seconds} seconds "
+               "(max_run_duration_seconds); the runner's callback came after the deadline")
+    ended = run_store.finish(run.id, RunStatus.FAILED, message, EndedBy.TIMEOUT)
+    if ended is not None:
+        if ended.task_token:
+            executions.answer_task(ended.task_token, {"status": "TIMED_OUT"})
+        else:
+            executions.stop(run.id, message)
+        executions.delete_expiry(run.id)
+    return ended
+
+
+class _RunChanged(Exception):
+    """The run changed between reading and writing it (it ended, or got a new task token)."""
+
+
+def _apply_report(run: WorkflowRun, requested: RunStatus, reported_error: str | None,
+                  signed: run_store.SignedMessage | None) -> RunStatus:
+    if run.status.terminal:
+        if signed is not None:
+            run_store.bind_message(run, signed)
+        return _outcome(run, requested)
+    if clock.now() > run.deadline:
+        ended = _end_for_time_limit(run)
+        if ended is None:
+            raise _RunChanged
+        raise CallbackConflict(ended)
+    finished = run_store.finish_reported(run, requested, reported_error, signed)
+    if finished is None:
+        raise _RunChanged
+    if finished.task_token:
+        executions.answer_task(finished.task_token, {"status": finished.status.value})
+    executions.delete_expiry(run.id)
+    return finished.status
+
+
+# Each retry follows a concurrent change (a new task token, a rotated secret); a few always suffice.
+_CALLBACK_ATTEMPTS = 4
+
+
 def callback(run_id: str, headers: Mapping[str, str], body: str, api_key: str | None) -> RunStatus:
     has_credentials = webhooks.has_signature(headers) or api_key is not None
     if not has_credentials:
@@ -168,26 +229,26 @@ def callback(run_id: str, headers: Mapping[str, str], body: str, api_key: str | 
     if run is None:
         raise NotFound("Workflow run not found")
     follow_run(run)
-    _authenticate_callback(run, headers, body, api_key)
+    signed = _authenticate_callback(run, headers, body, api_key)
     try:
         request = CallbackRequest.model_validate_json(body or "")
     except ValidationError as error:
         raise Invalid.from_validation(error) from None
     requested = RunStatus(request.status)
-    if run.status.terminal:
-        return _outcome(run, requested)
     reported = (request.error or "Runner reported failure") if requested == RunStatus.FAILED else None
-    finished = run_store.finish(run.id, requested, reported, EndedBy.CALLBACK)
-    if finished is None:
-        latest = run_store.get(run.id)
-        if latest is None:
-            raise NotFound("Workflow run not found")
-        return _outcome(latest, requested)
-    if finished.task_token:
-        executions.answer_task(finished.task_token, {"status": finished.status.value})
-    executions.delete_expiry(run.id)
-    return finished.status
-
+    for _ in range(_CALLBACK_ATTEMPTS):
+        try:
+            return _apply_report(run, requested, reported, signed)
+        except run_store.MessageReplayed:
+            raise Unauthorized("This signed message was already accepted for another workflow run") from None
+        except run_store.SecretRotated:
+            signed = _verified_message(run, headers, body, trust_run_secret=False)
+        except _RunChanged:
+            latest = run_store.get(run_id)
+            if latest is None:
+                raise NotFound("Workflow run not found") from None
+            run = latest
+    raise Conflict("The workflow run is changing; retry the callback")
 
 
 def cancel(principal: Principal, run_id: str) -> WorkflowRun:

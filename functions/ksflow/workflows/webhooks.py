@@ -49,11 +49,27 @@ def has_signature(headers: Mapping[str, str]) -> bool:
     return any(h in lowered for h in SIGNATURE_HEADERS)
 
 
+# Runners rolling a secret sign with both; more than a few signatures is not a roll but a guess.
+MAX_SIGNATURES = 8
+
+
+def message_id(headers: Mapping[str, str]) -> str | None:
+    """The sender's `webhook-id`; unique per message by the spec, so it can be claimed once."""
+    return next((v for k, v in headers.items() if k.lower() == "webhook-id"), None)
+
+
 def verify(secret: str, headers: Mapping[str, str], body: str) -> bool:
-    """True when the body carries a valid signature made within the last five minutes."""
+    """True when one of the body's signatures is valid and made within the last five minutes.
+
+    `webhook-signature` may carry several space-separated signatures. Each is checked on its
+    own, so a malformed one next to a valid one does not spoil the valid one.
+    """
     lowered = {k.lower(): v for k, v in headers.items()}
-    try:
-        _webhook(secret).verify(body, lowered, json_parse=False)
-    except (WebhookVerificationError, ValueError, TypeError):
-        return False
-    return True
+    webhook = _webhook(secret)
+    for signature in lowered.get("webhook-signature", "").split()[:MAX_SIGNATURES]:
+        try:
+            webhook.verify(body, {**lowered, "webhook-signature": signature}, json_parse=False)
+        except (WebhookVerificationError, ValueError, TypeError):
+            continue
+        return True
+    return False
