@@ -51,3 +51,9 @@ class Invalid(ApiError):
 
 class Forbidden(ApiError):
     status_code = 403
+
+
+class Unavailable(ApiError):
+    """A dependency failed after the request was accepted; retrying the same request is safe."""
+
+    status_code = 503

@@ -16,6 +16,8 @@ from typing import Any
 import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
+from moto.awslambda.models import LambdaFunction
+from moto.core.exceptions import JsonRESTError
 
 from ksflow import aws
 from ksflow.identity.models import CreatedTenant
@@ -210,6 +212,50 @@ def test_a_run_ended_during_the_retry_wait_gets_no_further_dispatch(
         assert _final(tenant, run["id"])["status"] == ("COMPLETED" if how == "callback" else "FAILED")
     finally:
         runner.close()
+
+
+@pytest.fixture
+def lambda_glitch(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], list[str]]:
+    """The Lambda service fails the next invocation of a function with an error code; returns the codes raised."""
+    def glitch(function_name: str, error_code: str) -> list[str]:
+        raised: list[str] = []
+        invoke = LambdaFunction._invoke_lambda
+
+        def failing_once(self: LambdaFunction, event: Any = None) -> Any:
+            if self.function_name == function_name and not raised:
+                raised.append(error_code)
+                raise JsonRESTError(error_code, "Simulated Lambda service error")
+            return invoke(self, event)
+
+        monkeypatch.setattr(LambdaFunction, "_invoke_lambda", failing_once)
+        return raised
+
+    return glitch
+
+
+@pytest.mark.parametrize("error_code", ["ServiceException", "AWSLambdaException", "SdkClientException",
+                                        "TooManyRequestsException"])
+def test_a_lambda_service_error_during_dispatch_is_retried(
+        aws_env: dict[str, str], api_server: str, tenant: CreatedTenant, knowledge: dict[str, str],
+        runner_factory: Any, lambda_glitch: Callable[[str, str], list[str]], error_code: str) -> None:
+    raised = lambda_glitch("ksflow-Dispatcher", error_code)
+    run = _invoke(tenant, definition_body(knowledge, runner_factory().url))
+    assert _final(tenant, run["id"])["status"] == "COMPLETED"
+    events = _execution_history(aws_env, run["workflow_id"])
+    assert raised == [error_code] and _lambda_errors(events) == [f"Lambda.{error_code}"]
+
+
+def test_a_lambda_service_error_while_failing_the_run_is_retried(
+        aws_env: dict[str, str], tenant: CreatedTenant, knowledge: dict[str, str], runner_factory: Any,
+        lambda_glitch: Callable[[str, str], list[str]]) -> None:
+    raised = lambda_glitch("ksflow-RunFailure", "AWSLambdaException")
+    created = call_api("POST", "/v1/workflow-definitions", definition_body(knowledge, runner_factory(delay=3600).url),
+                       tenant.api_key)
+    shorten_time_limit(tenant, created.body["id"], 1)
+    run = call_api("POST", f"/v1/workflow-definitions/{created.body['id']}/invoke", {}, tenant.api_key).body
+    final = _final(tenant, run["id"])
+    assert final["status"] == "FAILED" and "exceeded its time limit of 1 seconds" in final["error"]
+    assert raised == ["AWSLambdaException"]
 
 
 def test_silent_runner_fails_at_the_deadline(aws_env: dict[str, str], tenant: CreatedTenant,

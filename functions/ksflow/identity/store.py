@@ -173,6 +173,12 @@ def get_user(tenant_id: str, user_id: str) -> dict[str, Any] | None:
     return item
 
 
+def principal_of(tenant_id: str, user_id: str) -> Principal | None:
+    """Whom a stored user id acts as today (its current role), or None once the user is gone."""
+    item = get_user(tenant_id, user_id)
+    return Principal(tenant_id=tenant_id, user_id=user_id, role=Role(item["role"])) if item else None
+
+
 def authenticate(api_key: str) -> Principal | None:
     """The principal an API key acts as, or None for an unknown key."""
     if not api_key.startswith(API_KEY_PREFIX) or len(api_key) > 200:

@@ -116,19 +116,8 @@ def get_path_part(tenant_id: str, path_part_id: str) -> PathPart | None:
 
 
 def _batch_get(tenant_id: str, sort_keys: Iterable[str]) -> list[dict[str, Any]]:
-    """Items of the tenant partition in as few reads as DynamoDB allows (100 keys per batch)."""
-    unique = list(dict.fromkeys(sort_keys))
-    found: list[dict[str, Any]] = []
-    client = _table().meta.client
-    name = settings().table_name
-    for start in range(0, len(unique), 100):
-        keys: list[dict[str, Any]] = [{"pk": _pk(tenant_id), "sk": sk} for sk in unique[start:start + 100]]
-        request: dict[str, Any] = {name: {"Keys": keys, "ConsistentRead": True}}
-        while request:
-            response = client.batch_get_item(RequestItems=request)
-            found.extend(response["Responses"].get(name, []))
-            request = response.get("UnprocessedKeys") or {}
-    return found
+    """Items of the tenant partition, read consistently in as few requests as DynamoDB allows."""
+    return aws.batch_get(_table(), [{"pk": _pk(tenant_id), "sk": sk} for sk in sort_keys], consistent=True)
 
 
 def get_path_parts(tenant_id: str, path_part_ids: Iterable[str]) -> dict[str, PathPart]:

@@ -1,7 +1,8 @@
 """Workflow definitions: validation against the knowledge base, storage and visibility.
 
 Item: `TENANT#{tenant_id}` / `WORKFLOWDEF#{definition_id}` (`WorkflowDefinition`), plus
-`run_count`, the number of its runs, kept exact by the run writes in `run_store`.
+`run_count`, the number of its runs, and `runs_created`, the number ever created, both kept
+exact by the run writes in `run_store`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from botocore.exceptions import ClientError
 from ksflow import aws, clock
 from ksflow.config import settings
 from ksflow.errors import Conflict, Invalid, NotFound
+from ksflow.identity import store as identity
 from ksflow.identity.models import Principal
 from ksflow.knowledge import store as knowledge
 from ksflow.knowledge.models import PartType
@@ -28,11 +30,23 @@ def _table() -> Any:
 
 
 def _key(tenant_id: str, definition_id: str) -> dict[str, str]:
-    return {"pk": f"TENANT#{tenant_id}", "sk": f"WORKFLOWDEF#{definition_id}"}
+    return run_store.definition_key(tenant_id, definition_id)
 
 
-def _check_references(principal: Principal, request: CreateWorkflowDefinitionRequest) -> None:
-    """Every referenced path part exists, is readable, and has the kind its role needs."""
+def creator_access(principal: Principal, created_by: str) -> knowledge.Access | None:
+    """What the definition's creator may read and write today; None once the creator is gone.
+
+    References are judged by the creator whoever writes or invokes the definition, so an ADMIN
+    cannot point a USER's definition at a part that USER could then read in its runs.
+    """
+    if principal.user_id == created_by:
+        return knowledge.Access(principal)
+    creator = identity.principal_of(principal.tenant_id, created_by)
+    return knowledge.Access(creator) if creator is not None else None
+
+
+def _check_references(principal: Principal, created_by: str, request: CreateWorkflowDefinitionRequest) -> None:
+    """Every referenced path part exists, is readable by the creator, and has the kind its role needs."""
     fields: list[tuple[str, list[Any], PartType | None, bool]] = [
         ("source_path_part_ids", request.source_path_part_ids, None, False),
         ("instruction_path_part_ids", request.instruction_path_part_ids, PartType.DOCUMENT, False),
@@ -42,17 +56,19 @@ def _check_references(principal: Principal, request: CreateWorkflowDefinitionReq
         fields.append(("template_path_part_id", [request.template_path_part_id], PartType.DOCUMENT, False))
     ids = [str(pp) for _, values, _, _ in fields for pp in values]
     parts = knowledge.get_path_parts(principal.tenant_id, ids)
-    access = knowledge.Access(principal)
+    access = creator_access(principal, created_by)
     for field, values, kind, needs_write in fields:
         for index, value in enumerate(values):
             loc: list[str | int] = ["body", field] if field == "template_path_part_id" else ["body", field, index]
             part = parts.get(str(value))
-            if part is None or not access.can_read(part):
-                raise Invalid(loc, f"Path part {value} does not exist or is not readable", "path_part.not_found")
+            if part is None or access is None or not access.can_read(part):
+                raise Invalid(loc, f"Path part {value} does not exist or is not readable by the definition's creator",
+                              "path_part.not_found")
             if kind is not None and part.part_type != kind:
                 raise Invalid(loc, f"Path part {value} must be a {kind.value}", "path_part.wrong_type")
             if needs_write and not access.can_write(part):
-                raise Invalid(loc, f"Path part {value} is not writable", "path_part.not_writable")
+                raise Invalid(loc, f"Path part {value} is not writable by the definition's creator",
+                              "path_part.not_writable")
 
 
 def _check_runner(request: CreateWorkflowDefinitionRequest) -> None:
@@ -69,7 +85,7 @@ def _build(principal: Principal, request: CreateWorkflowDefinitionRequest, defin
            created_by: str, created_at: datetime) -> WorkflowDefinition:
     """Validate a create or full-replacement request into the definition it describes."""
     _check_runner(request)
-    _check_references(principal, request)
+    _check_references(principal, created_by, request)
     config = request.runner_config
     return WorkflowDefinition(
         tenant_id=principal.tenant_id, id=definition_id, name=request.name, description=request.description,
@@ -101,7 +117,8 @@ def replace(principal: Principal, definition_id: str, request: CreateWorkflowDef
     """PUT: every field is replaced (a runner must be sent again with its secret); run history stays."""
     current = get_visible(principal, definition_id)
     definition = _build(principal, request, definition_id, current.created_by, current.created_at)
-    fields = definition.model_dump(mode="json", exclude={"tenant_id", "id", "created_by", "created_at", "run_count"})
+    fields = definition.model_dump(mode="json", exclude={"tenant_id", "id", "created_by", "created_at", "run_count",
+                                                         "runs_created"})
     try:
         _table().update_item(
             Key=_key(principal.tenant_id, definition_id),
@@ -145,19 +162,24 @@ def _list(tenant_id: str, created_by: str | None) -> list[WorkflowDefinition]:
 
 
 def delete(principal: Principal, definition_id: str) -> None:
-    """Refused while a run is open; otherwise the definition and all its runs go."""
+    """Refused while a run is open; otherwise the definition and all its runs go.
+
+    The runs come from the index (which may lag) and are read again from the table, so the
+    list is exact when its size matches `run_count`. The delete is conditional on both
+    counters, so a run created or removed meanwhile makes it a 409 instead of an orphan.
+    """
     definition = get_visible(principal, definition_id)
-    run_count = run_count_of(principal.tenant_id, definition_id)
-    runs = run_store.list_all_for_definition(definition_id)
-    if len(runs) < run_count:
+    run_count, runs_created = _run_counters(principal.tenant_id, definition_id)
+    runs = run_store.reread(run_store.list_all_for_definition(definition_id))
+    if len(runs) != run_count:
         raise Conflict("Runs of this definition are still being recorded; retry shortly")
     open_runs = [run for run in runs if not run.status.terminal]
     if open_runs:
         raise Conflict(f"Workflow definition has {len(open_runs)} run(s) still PENDING or RUNNING")
     try:
-        # No invoke can slip in between: each one changes run_count.
         _table().delete_item(Key=_key(principal.tenant_id, definition.id),
-                             ConditionExpression="run_count = :seen", ExpressionAttributeValues={":seen": run_count})
+                             ConditionExpression="run_count = :count AND runs_created = :created",
+                             ExpressionAttributeValues={":count": run_count, ":created": runs_created})
     except ClientError as error:
         if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
             raise Conflict("The definition was invoked meanwhile; retry") from error
@@ -165,10 +187,11 @@ def delete(principal: Principal, definition_id: str) -> None:
     run_store.delete_many(runs)
 
 
-def run_count_of(tenant_id: str, definition_id: str) -> int:
+def _run_counters(tenant_id: str, definition_id: str) -> tuple[int, int]:
+    """`run_count` (runs that exist) and `runs_created` (ever), read consistently."""
     item = _table().get_item(Key=_key(tenant_id, definition_id), ConsistentRead=True,
-                             ProjectionExpression="run_count").get("Item")
-    return int(item.get("run_count", 0)) if item else 0
+                             ProjectionExpression="run_count, runs_created").get("Item") or {}
+    return int(item.get("run_count", 0)), int(item.get("runs_created", 0))
 
 
 def secret_ciphertext_of(tenant_id: str, definition_id: str) -> str | None:
@@ -180,7 +203,11 @@ def secret_ciphertext_of(tenant_id: str, definition_id: str) -> str | None:
 
 def get_visible(principal: Principal, definition_id: str) -> WorkflowDefinition:
     """The definition if the caller may see it (its creator, or an OWNER/ADMIN); else 404."""
-    item = _table().get_item(Key=_key(principal.tenant_id, definition_id)).get("Item")
+    return visible(principal, _table().get_item(Key=_key(principal.tenant_id, definition_id)).get("Item"))
+
+
+def visible(principal: Principal, item: dict[str, Any] | None) -> WorkflowDefinition:
+    """A definition item read by the caller, if the caller may see it; else 404."""
     if item is None:
         raise NotFound("Workflow definition not found")
     definition = WorkflowDefinition.model_validate(item)
@@ -191,6 +218,6 @@ def get_visible(principal: Principal, definition_id: str) -> WorkflowDefinition:
 
 def response(definition: WorkflowDefinition) -> WorkflowDefinitionResponse:
     return WorkflowDefinitionResponse.model_validate({
-        **definition.model_dump(exclude={"runner_url", "secret_ciphertext", "run_count"}),
+        **definition.model_dump(exclude={"runner_url", "secret_ciphertext", "run_count", "runs_created"}),
         "runner_config": {"url": definition.runner_url} if definition.runner_url else None,
     })

@@ -88,6 +88,7 @@ class WorkflowDefinition(BaseModel):
     created_at: datetime
     updated_at: datetime
     run_count: int = 0
+    runs_created: int = 0
 
 
 class WorkflowDefinitionResponse(BaseModel):

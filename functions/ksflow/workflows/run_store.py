@@ -73,13 +73,23 @@ class DefinitionGone(Exception):
 
 
 def _definition_key(run: WorkflowRun) -> dict[str, str]:
-    return {"pk": f"TENANT#{run.tenant_id}", "sk": f"WORKFLOWDEF#{run.workflow_definition_id}"}
+    return definition_key(run.tenant_id, run.workflow_definition_id)
+
+
+def definition_key(tenant_id: str, definition_id: str) -> dict[str, str]:
+    """The definition item, whose counters the run writes keep (the item itself is `definitions`')."""
+    return {"pk": f"TENANT#{tenant_id}", "sk": f"WORKFLOWDEF#{definition_id}"}
 
 
 def _count_run(table_name: str, run: WorkflowRun, delta: int) -> dict[str, Any]:
-    """Keeps the definition's run total exact, so listing never counts runs."""
+    """Keeps the definition's run total exact, so listing never counts runs.
+
+    `runs_created` only grows: a definition delete conditional on it cannot miss a run created
+    while another was removed.
+    """
+    update = "ADD run_count :delta" + (", runs_created :delta" if delta > 0 else "")
     return {"Update": {"TableName": table_name, "Key": _definition_key(run),
-                       "UpdateExpression": "ADD run_count :delta", "ConditionExpression": "attribute_exists(pk)",
+                       "UpdateExpression": update, "ConditionExpression": "attribute_exists(pk)",
                        "ExpressionAttributeValues": {":delta": delta}}}
 
 
@@ -163,6 +173,12 @@ def delete(run: WorkflowRun) -> bool:
     return True
 
 
+def reread(runs: list[WorkflowRun]) -> list[WorkflowRun]:
+    """The runs as the table holds them now (consistent reads); those deleted meanwhile are left out."""
+    items = aws.batch_get(_table(), [run_key(run.id) for run in runs], consistent=True)
+    return [WorkflowRun.model_validate(item) for item in items]
+
+
 def delete_many(runs: list[WorkflowRun]) -> None:
     """Remove the runs of a deleted definition with their idempotency claims."""
     with _table().batch_writer() as batch:
@@ -170,6 +186,18 @@ def delete_many(runs: list[WorkflowRun]) -> None:
             batch.delete_item(Key=run_key(run.id))
             if run.idempotency_key is not None:
                 batch.delete_item(Key=claim_key(run.workflow_definition_id, run.idempotency_key))
+
+
+def definition_and_claim(tenant_id: str, definition_id: str,
+                         idempotency_key: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """The definition item and the run its idempotency key made, in one consistent read."""
+    definition = definition_key(tenant_id, definition_id)
+    if idempotency_key is None:
+        return _table().get_item(Key=definition).get("Item"), None
+    claim = claim_key(definition_id, idempotency_key)
+    items = {item["sk"]: item for item in aws.batch_get(_table(), [definition, claim], consistent=True)}
+    claimed = items.get(claim["sk"])
+    return items.get(definition["sk"]), claimed["run_id"] if claimed else None
 
 
 def claimed_run_id(definition_id: str, idempotency_key: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
@@ -10,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from ksflow import clock
-from ksflow.errors import Conflict, Invalid, NotFound, Unauthorized
+from ksflow.errors import Conflict, Invalid, NotFound, Unauthorized, Unavailable
 from ksflow.identity import store as identity
 from ksflow.identity.models import Principal
 from ksflow.knowledge import store as knowledge
@@ -30,17 +31,26 @@ from ksflow.workflows.models import (
 
 
 def _snapshot(principal: Principal, definition: WorkflowDefinition) -> RunSnapshot:
-    """Resolve every reference now; a vanished or unreadable one stops the invoke (409)."""
+    """Resolve every reference now, as the definition's creator sees it: a vanished or unreadable one is 409.
+
+    Judging by the creator (not only the invoker) keeps a USER's runs free of paths that USER
+    cannot read, whoever invokes its definition.
+    """
     template = [definition.template_path_part_id] if definition.template_path_part_id else []
     ids = [*definition.source_path_part_ids, *definition.instruction_path_part_ids,
            *definition.output_path_part_ids, *template]
+    access = definitions.creator_access(principal, definition.created_by)
+    if access is None:
+        raise Conflict("The workflow definition's creator no longer exists")
     parts = knowledge.get_path_parts(principal.tenant_id, ids)
-    access = knowledge.Access(principal)
 
     def resolve(path_part_id: str, role: str) -> PathSnapshot:
         part: PathPart | None = parts.get(path_part_id)
         if part is None or not access.can_read(part):
-            raise Conflict(f"The {role} path part {path_part_id} no longer exists or is not readable")
+            raise Conflict(f"The {role} path part {path_part_id} no longer exists or is not readable "
+                           "by the definition's creator")
+        if role == "output" and not access.can_write(part):
+            raise Conflict(f"The output path part {path_part_id} is not writable by the definition's creator")
         return PathSnapshot(path_part_id=part.path_part_id, materialized_path=part.materialized_path,
                             part_type=part.part_type)
 
@@ -54,30 +64,51 @@ def _snapshot(principal: Principal, definition: WorkflowDefinition) -> RunSnapsh
     )
 
 
-def _existing_run(definition: WorkflowDefinition, idempotency_key: str) -> WorkflowRun | None:
-    run_id = run_store.claimed_run_id(definition.id, idempotency_key)
-    return run_store.get(run_id) if run_id else None
-
-
-def invoke(principal: Principal, definition_id: str, idempotency_key: str | None) -> WorkflowRun:
-    """Create a PENDING run and start its execution; a known idempotency key returns its run."""
-    definition = definitions.get_visible(principal, definition_id)
+def _new_run(principal: Principal, definition: WorkflowDefinition, idempotency_key: str | None) -> WorkflowRun:
+    """A PENDING run of an active definition with a runner; its references checked and frozen."""
     if not definition.is_active:
         raise Conflict("Workflow definition is not active")
     if definition.runner_url is None or definition.secret_ciphertext is None:
         raise Conflict("Workflow definition has no runner configured")
     snapshot = _snapshot(principal, definition)
     now = clock.now()
-    deadline = now + timedelta(seconds=definition.max_run_duration_seconds)
-    run = WorkflowRun(
+    return WorkflowRun(
         tenant_id=principal.tenant_id, id=str(uuid.uuid4()), workflow_definition_id=definition.id,
         definition_owner_id=definition.created_by, user_id=principal.user_id, status=RunStatus.PENDING,
-        started_at=now, deadline=deadline, run_snapshot=snapshot, runner_url=definition.runner_url,
-        secret_ciphertext=definition.secret_ciphertext, idempotency_key=idempotency_key,
-        correlation_id=logger.get_correlation_id(), created_at=now, updated_at=now,
+        started_at=now, deadline=now + timedelta(seconds=definition.max_run_duration_seconds),
+        run_snapshot=snapshot, runner_url=definition.runner_url, secret_ciphertext=definition.secret_ciphertext,
+        idempotency_key=idempotency_key, correlation_id=logger.get_correlation_id(), created_at=now, updated_at=now,
     )
+
+
+def _start(run: WorkflowRun) -> None:
+    """Start the run's execution (idempotent by name), with the seconds left until its deadline."""
+    executions.start(run.id, math.ceil((run.deadline - clock.now()).total_seconds()))
+
+
+def _replay(definition: WorkflowDefinition, run_id: str) -> WorkflowRun:
+    """The run an idempotency key made. One that nothing started yet (a crash after writing it) starts now."""
+    run = run_store.get(run_id)
+    if run is None:
+        raise Conflict("A concurrent request with this idempotency key is being processed; retry")
+    if run.status == RunStatus.PENDING and run.task_token is None:
+        _start(run)
+    return run
+
+
+def invoke(principal: Principal, definition_id: str, idempotency_key: str | None) -> WorkflowRun:
+    """Create a PENDING run and start its execution; a known idempotency key returns its run.
+
+    The key is looked up first (in the same read as the definition), so a retry is answered
+    with its run even if the definition changed since (deactivated, runner removed).
+    """
+    item, claimed = run_store.definition_and_claim(principal.tenant_id, definition_id, idempotency_key)
+    definition = definitions.visible(principal, item)
+    if claimed is not None:
+        return _replay(definition, claimed)
+    run = _new_run(principal, definition, idempotency_key)
     # The expiry schedule exists before the run does, so no crash can leave the run open for good.
-    executions.schedule_expiry(run.id, executions.expiry_time(deadline))
+    executions.schedule_expiry(run.id, executions.expiry_time(run.deadline))
     try:
         run_store.insert(run)
     except run_store.DefinitionGone:
@@ -85,14 +116,35 @@ def invoke(principal: Principal, definition_id: str, idempotency_key: str | None
         raise NotFound("Workflow definition not found") from None
     except run_store.DuplicateIdempotencyKey:
         executions.delete_expiry(run.id)
-        existing = _existing_run(definition, idempotency_key or "")
-        if existing is None:
+        winner = run_store.claimed_run_id(definition.id, idempotency_key or "")
+        if winner is None:
             raise Conflict("A concurrent request with this idempotency key is being processed; retry") from None
-        return existing
-    executions.start(run.id, definition.max_run_duration_seconds)
+        return _replay(definition, winner)
+    except BaseException:
+        executions.delete_expiry(run.id)
+        raise
+    try:
+        _start(run)
+    except Exception as error:
+        _withdraw(run)
+        raise Unavailable("The workflow run could not be started; retry the request") from error
     metrics.add_metric(name="RunsInvoked", unit=MetricUnit.Count, value=1)
     logger.info("Run invoked", extra={"run_id": run.id, "workflow_definition_id": definition.id})
     return run
+
+
+def _withdraw(run: WorkflowRun) -> None:
+    """Undo a run whose execution did not start, so a retry makes a fresh one.
+
+    If this fails too, the run stays PENDING: a retry with its idempotency key starts it, and
+    its expiry schedule fails it at the deadline otherwise.
+    """
+    logger.exception("Run execution did not start", extra={"run_id": run.id})
+    try:
+        run_store.delete(run)
+        executions.delete_expiry(run.id)
+    except Exception:
+        logger.exception("Run not withdrawn", extra={"run_id": run.id})
 
 
 def _visible(principal: Principal, run: WorkflowRun | None) -> WorkflowRun:
