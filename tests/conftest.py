@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import mimetypes
 import os
@@ -57,6 +58,8 @@ def call_api(method: str, path: str, body: Any = None, api_key: str | None = Non
     event = gateway.to_event(method, path, all_headers, data, "127.0.0.1")
     result = api_handler(event, LocalContext(function_name="ksflow-Api", timeout_seconds=30))
     text = result.get("body") or ""
+    if result.get("isBase64Encoded"):
+        text = base64.b64decode(text).decode()
     return Response(result["statusCode"], json.loads(text) if text else None, result.get("headers") or {})
 
 

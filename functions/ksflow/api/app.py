@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.shared.json_encoder import Encoder
 from pydantic_core import from_json
 
 from ksflow.api import api_keys, definitions, ingestion, knowledge, permissions, runs, users, workflows
@@ -28,7 +30,13 @@ def parse_json_body(body: str) -> Any:
         raise RequestValidationError([invalid]) from None
 
 
-app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_json_body)
+def serialize_json(body: Any) -> str:
+    """Compact JSON with characters as they are: escaping makes a 4-byte character 12 bytes long."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, cls=Encoder)
+
+
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_json_body,
+                             serializer=serialize_json)
 # ingestion before workflows: /v1/workflows/document_versions must not be read as a workflow id.
 for router in (knowledge.router, ingestion.router, definitions.router, runs.router, workflows.router, users.router,
                api_keys.router, permissions.router):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass
@@ -15,6 +16,9 @@ from ksflow.api.app import app, literal_route_methods
 from ksflow.observability import logger, metrics, tracer
 
 MAX_BODY_BYTES = 1024 * 1024
+# Response bodies longer than this go base64-encoded: the runtime's JSON escapes each non-ASCII
+# character of a plain body into up to 12 bytes, base64 needs 4/3 of the UTF-8 bytes.
+PLAIN_RESPONSE_MAX_CHARS = 256 * 1024
 # RFC 2046: 1 to 70 of these characters, the last not a space (so none needs escaping in quotes).
 MULTIPART_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 # `; name=value` with the value a quoted string (its closing quote optional) or a token; then
@@ -105,4 +109,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     result = _screened(event) or app.resolve(event, context)
     if result.get("statusCode") == 204:
         result["body"] = ""  # Powertools renders `None` as "null"; a 204 carries no body at all
-    return result
+    return _within_payload_limit(result)
+
+
+def _within_payload_limit(result: dict[str, Any]) -> dict[str, Any]:
+    """Keep large responses compact for Lambda's 6 MB limit; API Gateway decodes them for the client."""
+    body = result.get("body") or ""
+    if result.get("isBase64Encoded") or len(body) <= PLAIN_RESPONSE_MAX_CHARS:
+        return result
+    return {**result, "body": base64.b64encode(body.encode()).decode(), "isBase64Encoded": True}

@@ -24,7 +24,7 @@ _CALLBACK_BODY = {
 
 @router.get("/v1/workflow-runs/<run_id>", tags=TAGS, summary="Get a workflow run", responses=documented(200, 404))
 def get_run(run_id: UUID, principal: CurrentPrincipal) -> WorkflowRunResponse:
-    return run_response(runs.get_visible(principal, str(run_id)))
+    return run_response(runs.get_for_response(principal, str(run_id)))
 
 
 @router.delete("/v1/workflow-runs/<run_id>", status_code=204, tags=TAGS, summary="Delete a workflow run record",

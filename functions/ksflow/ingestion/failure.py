@@ -32,6 +32,6 @@ def record_failure(tenant_id: str, document_version_id: str, execution_name: str
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
-    logger.set_correlation_id(event["execution_name"])
+    logger.thread_safe_append_keys(correlation_id=event["execution_name"])
     return {"failed": record_failure(event["tenant_id"], event["document_version_id"], event["execution_name"],
                                      event.get("failure") or {})}

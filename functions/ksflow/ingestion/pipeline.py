@@ -60,6 +60,6 @@ def ingest(tenant_id: str, document_version_id: str, execution_name: str) -> dic
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(tenant_id=event["tenant_id"], document_version_id=event["document_version_id"])
-    logger.set_correlation_id(event["execution_name"])
+    logger.thread_safe_append_keys(tenant_id=event["tenant_id"], document_version_id=event["document_version_id"],
+                                   correlation_id=event["execution_name"])
     return ingest(event["tenant_id"], event["document_version_id"], event["execution_name"])

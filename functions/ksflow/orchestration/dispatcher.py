@@ -42,7 +42,7 @@ CLOSING_PLAN = {"wait_seconds": MIN_BACKOFF_SECONDS, "timeout_seconds": 60}
 def dispatch_body(run: WorkflowRun) -> bytes:
     payload = {
         "type": "workflow_run.dispatch",
-        "run": run_response(run).model_dump(mode="json"),
+        "run": run_response(run_store.with_snapshot(run)).model_dump(mode="json"),
         "callback_url": f"{settings().public_api_url}/v1/workflow-runs/{run.id}/callback",
         "deadline": clock.iso(run.deadline),
     }

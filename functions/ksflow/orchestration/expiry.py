@@ -18,7 +18,7 @@ def expire(run_id: str) -> bool:
     if run is None or run.status.terminal or run.deadline > clock.now():
         return False
     follow_run(run)
-    message = (f"Run exceeded its time limit of {run.run_snapshot.max_run_duration_seconds} seconds "
+    message = (f"Run exceeded its time limit of {run.max_run_duration_seconds} seconds "
                "(max_run_duration_seconds) and was expired")
     finished = run_store.finish(run_id, RunStatus.FAILED, message, EndedBy.EXPIRY)
     if finished is None:

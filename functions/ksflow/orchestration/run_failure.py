@@ -38,7 +38,7 @@ def fail_run(run_id: str, failure: dict[str, Any]) -> bool:
     if run is None or run.status.terminal:
         return False
     follow_run(run)
-    return fail(run_id, *describe(failure, run.run_snapshot.max_run_duration_seconds))
+    return fail(run_id, *describe(failure, run.max_run_duration_seconds))
 
 
 def fail(run_id: str, message: str, ended_by: EndedBy) -> bool:

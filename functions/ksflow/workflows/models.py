@@ -143,7 +143,10 @@ class WorkflowRun(BaseModel):
     started_at: datetime
     deadline: datetime
     completed_at: datetime | None = None
-    run_snapshot: RunSnapshot
+    # None when read from an item whose snapshot is kept in S3 (`snapshot_s3_key`), until loaded.
+    run_snapshot: RunSnapshot | None = None
+    snapshot_s3_key: str | None = None
+    snapshot_bytes: int | None = None
     error: str | None = None
     runner_url: str
     secret_ciphertext: str
@@ -156,6 +159,11 @@ class WorkflowRun(BaseModel):
     @property
     def workflow_id(self) -> str:
         return workflow_id_for(self.id)
+
+    @property
+    def max_run_duration_seconds(self) -> int:
+        """The time limit it was invoked with, without loading a snapshot kept outside the item."""
+        return round((self.deadline - self.started_at).total_seconds())
 
 
 RUN_WORKFLOW_PREFIX = "run-"
@@ -197,5 +205,7 @@ class CallbackResponse(BaseModel):
 
 
 def run_response(run: WorkflowRun) -> WorkflowRunResponse:
+    if run.run_snapshot is None:
+        raise ValueError(f"Run {run.id}'s snapshot was not loaded")
     data: dict[str, Any] = run.model_dump(include=set(WorkflowRunResponse.model_fields) - {"workflow_id"})
     return WorkflowRunResponse.model_validate({**data, "workflow_id": run.workflow_id})

@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 
 from ksflow import aws, clock, observability
 from ksflow.config import settings
+from ksflow.workflows import snapshots
 from ksflow.workflows.models import EndedBy, RunStatus, WorkflowRun
 
 OPEN_STATUSES = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
@@ -57,8 +58,9 @@ def message_claim_key(definition_id: str, message_id: str) -> dict[str, str]:
 
 
 def _run_item(run: WorkflowRun) -> dict[str, Any]:
+    external = {"run_snapshot"} if run.snapshot_s3_key else set()
     return {
-        **run_key(run.id), **run.model_dump(mode="json", exclude_none=True),
+        **run_key(run.id), **run.model_dump(mode="json", exclude_none=True, exclude=external),
         "gsi1pk": f"WORKFLOWDEF#{run.workflow_definition_id}",
         "gsi1sk": f"{clock.iso(run.created_at)}#{run.id}",
     }
@@ -93,8 +95,20 @@ def _count_run(table_name: str, run: WorkflowRun, delta: int) -> dict[str, Any]:
                        "ExpressionAttributeValues": {":delta": delta}}}
 
 
-def insert(run: WorkflowRun) -> None:
-    """Write a new run, its idempotency claim and its definition's run count in one transaction."""
+def _externalize_snapshot(run: WorkflowRun) -> WorkflowRun:
+    """A run whose snapshot is too large for its item gets it written to S3, and a pointer."""
+    assert run.run_snapshot is not None
+    body = run.run_snapshot.model_dump_json().encode()
+    if len(body) <= snapshots.INLINE_LIMIT_BYTES:
+        return run
+    key = snapshots.object_key(run.tenant_id, run.id)
+    snapshots.put(key, body)
+    return run.model_copy(update={"snapshot_s3_key": key, "snapshot_bytes": len(body)})
+
+
+def insert(run: WorkflowRun) -> WorkflowRun:
+    """Write a new run, its idempotency claim and its definition's run counts in one transaction."""
+    run = _externalize_snapshot(run)
     table = _table()
     writes = [
         {"Put": {"TableName": table.name, "Item": _run_item(run), "ConditionExpression": "attribute_not_exists(pk)"}},
@@ -107,8 +121,10 @@ def insert(run: WorkflowRun) -> None:
                                "ConditionExpression": "attribute_not_exists(pk)"}})
     try:
         table.meta.client.transact_write_items(TransactItems=writes)
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "TransactionCanceledException":
+    except BaseException as error:
+        if run.snapshot_s3_key:
+            snapshots.delete([run.snapshot_s3_key])
+        if not isinstance(error, ClientError) or error.response["Error"]["Code"] != "TransactionCanceledException":
             raise
         reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
         if len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":
@@ -116,6 +132,14 @@ def insert(run: WorkflowRun) -> None:
         if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
             raise DefinitionGone(run.workflow_definition_id) from error
         raise
+    return run
+
+
+def with_snapshot(run: WorkflowRun) -> WorkflowRun:
+    """The run with its snapshot, read from S3 if it is kept there."""
+    if run.run_snapshot is not None or run.snapshot_s3_key is None:
+        return run
+    return run.model_copy(update={"run_snapshot": snapshots.read(run.snapshot_s3_key)})
 
 
 def _gsi_query(definition_id: str, limit: int | None, open_only: bool = False) -> list[dict[str, Any]]:
@@ -170,6 +194,8 @@ def delete(run: WorkflowRun) -> bool:
         if _conditional_failure(error):
             return False
         raise
+    if run.snapshot_s3_key:
+        snapshots.delete([run.snapshot_s3_key])
     return True
 
 
@@ -186,6 +212,7 @@ def delete_many(runs: list[WorkflowRun]) -> None:
             batch.delete_item(Key=run_key(run.id))
             if run.idempotency_key is not None:
                 batch.delete_item(Key=claim_key(run.workflow_definition_id, run.idempotency_key))
+    snapshots.delete([run.snapshot_s3_key for run in runs if run.snapshot_s3_key])
 
 
 def definition_and_claim(tenant_id: str, definition_id: str,

@@ -18,7 +18,7 @@ from ksflow.knowledge import store as knowledge
 from ksflow.knowledge.models import PathPart
 from ksflow.observability import follow_run, logger, metrics
 from ksflow.orchestration import executions
-from ksflow.workflows import definitions, run_store, secrets, webhooks
+from ksflow.workflows import definitions, run_store, secrets, snapshots, webhooks
 from ksflow.workflows.models import (
     CallbackRequest,
     EndedBy,
@@ -93,7 +93,7 @@ def _replay(definition: WorkflowDefinition, run_id: str) -> WorkflowRun:
         raise Conflict("A concurrent request with this idempotency key is being processed; retry")
     if run.status == RunStatus.PENDING and run.task_token is None:
         _start(run)
-    return run
+    return run_store.with_snapshot(run)
 
 
 def invoke(principal: Principal, definition_id: str, idempotency_key: str | None) -> WorkflowRun:
@@ -110,7 +110,7 @@ def invoke(principal: Principal, definition_id: str, idempotency_key: str | None
     # The expiry schedule exists before the run does, so no crash can leave the run open for good.
     executions.schedule_expiry(run.id, executions.expiry_time(run.deadline))
     try:
-        run_store.insert(run)
+        run = run_store.insert(run)
     except run_store.DefinitionGone:
         executions.delete_expiry(run.id)
         raise NotFound("Workflow definition not found") from None
@@ -159,11 +159,39 @@ def get_visible(principal: Principal, run_id: str) -> WorkflowRun:
     return _visible(principal, run_store.get(run_id))
 
 
+def get_for_response(principal: Principal, run_id: str) -> WorkflowRun:
+    """A visible run with its whole snapshot, as responses show it."""
+    return run_store.with_snapshot(get_visible(principal, run_id))
+
+
+# A page of runs stays well under Lambda's 6 MB response limit, base64 inflation included.
+RESPONSE_BUDGET_BYTES = 4 * 1024 * 1024
+# What a run's response holds besides its snapshot, at most (error text, URLs, timestamps).
+_RUN_FIELDS_BYTES = 48 * 1024
+
+
+def _fit_response_budget(page: list[WorkflowRun]) -> list[WorkflowRun]:
+    """As many runs of the page as fit the budget, at least one; their snapshots loaded.
+
+    Sizes come from the items (a snapshot kept in S3 records its size), so a page of large
+    runs costs S3 reads only for the runs it returns.
+    """
+    fitted: list[WorkflowRun] = []
+    used = 0
+    for run in page:
+        size = _RUN_FIELDS_BYTES + (run.snapshot_bytes or snapshots.INLINE_LIMIT_BYTES)
+        if fitted and used + size > RESPONSE_BUDGET_BYTES:
+            break
+        fitted.append(run_store.with_snapshot(run))
+        used += size
+    return fitted
+
+
 def list_for_definition(principal: Principal, definition_id: str, limit: int,
                         offset: int) -> tuple[list[WorkflowRun], int]:
-    """A page of the definition's runs, newest first, and their total."""
+    """A page of the definition's runs, newest first, and their total; a page may hold fewer than `limit`."""
     definition = definitions.get_visible(principal, definition_id)
-    return run_store.list_page(definition_id, limit, offset), definition.run_count
+    return _fit_response_budget(run_store.list_page(definition_id, limit, offset)), definition.run_count
 
 
 def open_runs_writing_to(tenant_id: str, path_part_ids: set[str]) -> list[WorkflowRun]:
@@ -174,8 +202,9 @@ def open_runs_writing_to(tenant_id: str, path_part_ids: set[str]) -> list[Workfl
     found: list[WorkflowRun] = []
     for definition in definitions.list_for_tenant(tenant_id):
         if definition.run_count:
-            found.extend(run for run in run_store.list_open_for_definition(definition.id)
-                         if any(str(o.path_part_id) in path_part_ids for o in run.run_snapshot.outputs))
+            found.extend(run for run in map(run_store.with_snapshot, run_store.list_open_for_definition(definition.id))
+                         if run.run_snapshot and any(str(o.path_part_id) in path_part_ids
+                                                     for o in run.run_snapshot.outputs))
     return found
 
 
@@ -233,7 +262,7 @@ def _outcome(run: WorkflowRun, requested: RunStatus) -> RunStatus:
 
 def _end_for_time_limit(run: WorkflowRun) -> WorkflowRun | None:
     """A callback past the deadline loses even if the timer has not fired yet: the run fails now."""
-    message = (f"Run exceeded its time limit of {run.run_snapshot.max_run_duration_seconds} seconds "
+    message = (f"Run exceeded its time limit of {run.max_run_duration_seconds} seconds "
                "(max_run_duration_seconds); the runner's callback came after the deadline")
     ended = run_store.finish(run.id, RunStatus.FAILED, message, EndedBy.TIMEOUT)
     if ended is not None:
