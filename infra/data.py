@@ -19,7 +19,8 @@ from infra.function import KsflowFunction
 from infra.settings import EnvironmentSettings
 
 GSI1 = "gsi1"
-# Items that must expire set it: webhook replay claims, upload sessions. Runs and everything else never do.
+# Set only on items that must expire (webhook replay claims, and upload sessions as they come); runs never
+# expire: deleting them by TTL would leave their definition's run count wrong.
 TTL_ATTRIBUTE = "expires_at"
 
 # Partition key prefixes (see the `store` modules of functions/ksflow).

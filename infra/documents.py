@@ -25,6 +25,8 @@ from infra.state_machine import asl_state_machine
 from ksflow import catalog
 
 OBJECT_PREFIX = "tenants/"
+# Run snapshots too large for their run item (functions/ksflow/workflows/snapshots.py).
+RUN_SNAPSHOT_OBJECTS = f"{OBJECT_PREFIX}*/run-snapshots/*"
 NONCURRENT_VERSION_DAYS = 30
 ACCESS_LOG_DAYS = 365
 ACCESS_LOG_BUCKET_IS_NOT_LOGGED = (
@@ -185,6 +187,16 @@ class Documents(Construct):
             ],
             apply_to_children=True,
         )
+
+    def serve_run_snapshots(self, reader: KsflowFunction) -> None:
+        """Lets `reader` read the run snapshots kept in the bucket (the API writes them under its uploads grant)."""
+        reader.add_environment("DOCUMENTS_BUCKET", self.bucket.bucket_name)
+        reader.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(RUN_SNAPSHOT_OBJECTS)])
+        )
+        self.key.grant_decrypt(reader.function)
+        NagSuppressions.add_resource_suppressions(reader.role, [nag.run_snapshots("s3:GetObject")],
+                                                  apply_to_children=True)
 
 
 AUTO_DELETE_PROVIDER_ID = "Custom::S3AutoDeleteObjectsCustomResourceProvider"

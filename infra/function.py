@@ -37,7 +37,7 @@ class _FailedInvocationQueue:
 
 
 class KsflowFunction(Construct):
-    """A Python 3.12 arm64 function with its own role and a log group whose retention we control.
+    """A Python 3.12 arm64 function with its own role and its own log group (retention, customer key).
 
     The role is created here rather than by `lambda.Function` so that it carries only the log-group-scoped
     write permission instead of the AWSLambdaBasicExecutionRole managed policy (logs on every group).

@@ -21,6 +21,9 @@ def _executions_of(state_machine_logical_id: str) -> RegexAppliesTo:
 _RUN_EXECUTIONS = _executions_of("OrchestrationRunStateMachine")
 _INGESTION_EXECUTIONS = _executions_of("DocumentsIngestionStateMachine")
 _DOCUMENT_OBJECTS = RegexAppliesTo(regex="/^Resource::<DocumentsBucket[0-9A-F]{8}\\.Arn>\\/tenants\\/\\*$/g")
+_RUN_SNAPSHOTS = RegexAppliesTo(
+    regex="/^Resource::<DocumentsBucket[0-9A-F]{8}\\.Arn>\\/tenants\\/\\*\\/run-snapshots\\/\\*$/g"
+)
 
 
 def table_key_use() -> NagPackSuppression:
@@ -75,6 +78,17 @@ def document_objects(actions: str) -> NagPackSuppression:
             "time; the ARN pins them to the tenants/ prefix of the documents bucket."
         ),
         applies_to=[_DOCUMENT_OBJECTS],
+    )
+
+
+def run_snapshots(actions: str) -> NagPackSuppression:
+    return NagPackSuppression(
+        id="AwsSolutions-IAM5",
+        reason=(
+            f"{actions} on run snapshots too large for their run item, whose keys hold tenant and run ids "
+            "unknown at deploy time; the ARN pins them to tenants/*/run-snapshots/ in the documents bucket."
+        ),
+        applies_to=[_RUN_SNAPSHOTS],
     )
 
 

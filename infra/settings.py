@@ -58,7 +58,7 @@ def _as_bool(value: Any) -> bool:
 
 
 def _optional_int(value: Any) -> int | None:
-    return None if value in (None, "", 0, "0") else int(value)
+    return None if value is None else int(value)
 
 
 def environment_settings(node: Node) -> EnvironmentSettings:

@@ -46,6 +46,8 @@ class KsflowStack(Stack):
         )
         self.api = Api(self, "Api", settings=settings, data=self.data, orchestration=self.orchestration, code=code)
         self.documents.serve_api(self.api.function)
+        for reader in (self.api.function, self.orchestration.dispatcher):
+            self.documents.serve_run_snapshots(reader)
         # Callback URLs handed to runners point at the public API. Only the API resource's id is
         # referenced, so this adds no cycle with the state machine the API function starts.
         self.orchestration.dispatcher.add_environment("PUBLIC_API_URL", self.api.url)

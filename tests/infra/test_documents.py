@@ -86,8 +86,24 @@ def test_api_function_may_upload_delete_and_drive_ingestions(dev: Synth) -> None
     [listing] = [s for s in statements if s["Action"] == "s3:ListBucketVersions"]
     assert listing["Resource"] == arn_of(bucket_id)
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["tenants/*"]}}
-    assert not allowed(statements, "s3:GetObject")
+    assert allowed(statements, "s3:GetObject") == [_run_snapshots(bucket_id)]
     assert ref(machine_id) in allowed(statements, "states:StartExecution")
+
+
+def _run_snapshots(bucket_id: str) -> dict[str, Any]:
+    return {"Fn::Join": ["", [arn_of(bucket_id), "/tenants/*/run-snapshots/*"]]}
+
+
+@pytest.mark.parametrize("name", ["api", "dispatcher"])
+def test_run_snapshots_kept_in_the_bucket_are_readable_by_who_sends_runs(dev: Synth, name: str) -> None:
+    bucket_id, bucket = _documents_bucket(dev)
+    _, fn = function(dev.template, name)
+    assert fn["Properties"]["Environment"]["Variables"]["DOCUMENTS_BUCKET"] == ref(bucket_id)
+    statements = role_statements(dev.template, function_role(dev.template, name))
+    assert allowed(statements, "s3:GetObject") == [_run_snapshots(bucket_id)]
+    key = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"]["KMSMasterKeyID"]
+    assert key in allowed(statements, "kms:Decrypt")
 
 
 def test_ingestion_state_machine_runs_the_shared_asl(dev: Synth) -> None:

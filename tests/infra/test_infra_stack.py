@@ -44,7 +44,8 @@ ENVIRONMENT = {
         "DOCUMENTS_BUCKET",
         "INGESTION_STATE_MACHINE_ARN",
     },
-    "dispatcher": {"TABLE_NAME", "KMS_KEY_ID", "PUBLIC_API_URL", "ALLOW_LOOPBACK_RUNNERS", "SCHEDULER_GROUP_NAME"},
+    "dispatcher": {"TABLE_NAME", "KMS_KEY_ID", "PUBLIC_API_URL", "ALLOW_LOOPBACK_RUNNERS", "SCHEDULER_GROUP_NAME",
+                   "DOCUMENTS_BUCKET"},
     "run_failure": {"TABLE_NAME", "SCHEDULER_GROUP_NAME"},
     "expiry": {"TABLE_NAME", "RUN_STATE_MACHINE_ARN"},
     "reconcile": {"TABLE_NAME", "SCHEDULER_GROUP_NAME"},
@@ -155,6 +156,8 @@ def test_table_keys_index_and_protection(dev: Synth) -> None:
         "gsi1pk": "S",
         "gsi1sk": "S",
     }
+    # Still ALL: issue 11 redesigns the run indexes, and CloudFormation creates or deletes one index per
+    # update, so narrowing the projection (listings return full runs today) belongs to that redesign.
     assert props["GlobalSecondaryIndexes"] == [
         {
             "IndexName": "gsi1",

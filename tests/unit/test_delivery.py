@@ -116,21 +116,21 @@ def test_redirects_are_not_followed(runners: list[ScriptedRunner]) -> None:
 def test_network_errors_are_named_and_worth_another_attempt() -> None:
     outcome = _deliver(f"http://127.0.0.1:{_closed_port()}/")
     assert not outcome.accepted and outcome.retryable
-    assert outcome.error is not None and "Runner unreachable" in outcome.error and "NewConnectionError" in outcome.error
+    assert "Runner unreachable" in outcome.error and "NewConnectionError" in outcome.error
 
 
 def test_a_refused_url_is_final_and_never_contacted(runners: list[ScriptedRunner]) -> None:
     runners.append(runner := ScriptedRunner([202]))
     outcome = _deliver(runner.url, allow_loopback=False)
     assert not outcome.accepted and not outcome.retryable
-    assert outcome.error is not None and outcome.error.startswith("Dispatch refused: ")
+    assert outcome.error.startswith("Dispatch refused: ")
     assert runner.attempts == 0
 
 
 def test_a_host_that_does_not_resolve_is_worth_another_attempt() -> None:
     outcome = _deliver("https://runner.ksflow-test.invalid/hook")
     assert not outcome.accepted and outcome.retryable
-    assert outcome.error is not None and "could not be resolved" in outcome.error
+    assert "could not be resolved" in outcome.error
 
 
 # --- Pinning the checked address (DNS rebinding), with TLS verified for the URL's host name ---
@@ -258,7 +258,7 @@ def test_every_attempt_checks_the_address_again(runners: list[ScriptedRunner], t
     first, second = _deliver(internal.url, allow_loopback=False), _deliver(internal.url, allow_loopback=False)
 
     assert first.retryable and first.error == "Runner answered HTTP 503"
-    assert not second.retryable and second.error is not None and "127.0.0.1" in second.error
+    assert not second.retryable and "127.0.0.1" in second.error
     assert internal.attempts == 0 and public.attempts == 1
 
 
@@ -272,7 +272,7 @@ def test_a_name_with_any_internal_address_is_refused(runners: list[ScriptedRunne
 
     outcome = _deliver(internal.url, allow_loopback=False)
 
-    assert not outcome.accepted and outcome.error is not None and outcome.error.startswith("Dispatch refused")
+    assert not outcome.accepted and outcome.error.startswith("Dispatch refused")
     assert connected == [] and internal.attempts == 0
 
 
@@ -304,7 +304,7 @@ def test_a_certificate_for_another_name_is_refused(runners: list[ScriptedRunner]
     runners.append(runner := ScriptedRunner([202], tls=trusted_ca.other_name, host=RUNNER_HOST))
     _local_name(monkeypatch)
     outcome = _deliver(runner.url)
-    assert not outcome.accepted and outcome.error is not None and "SSLError" in outcome.error
+    assert not outcome.accepted and "SSLError" in outcome.error
     assert runner.attempts == 0
 
 
@@ -314,5 +314,5 @@ def test_a_certificate_from_an_untrusted_issuer_is_refused(runners: list[Scripte
     runners.append(runner := ScriptedRunner([202], tls=certificates.runner, host=RUNNER_HOST))
     _local_name(monkeypatch)
     outcome = _deliver(runner.url)
-    assert not outcome.accepted and outcome.error is not None and "CERTIFICATE_VERIFY_FAILED" in outcome.error
+    assert not outcome.accepted and "CERTIFICATE_VERIFY_FAILED" in outcome.error
     assert runner.attempts == 0

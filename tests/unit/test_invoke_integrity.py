@@ -124,8 +124,10 @@ def test_idempotency_keys_of_255_four_byte_characters(aws_env: dict[str, str], t
     other = invoke(silent_definition["id"], tenant.api_key, {"idempotency_key": EMOJI_KEY[:-1] + "🗝"})
     assert other.status == 202 and other.body["id"] != first.body["id"]
     assert schedules(aws_env) == sorted(f"run-expiry-{r}" for r in (first.body["id"], other.body["id"]))
+    wait_for(lambda: get_run(other.body["id"], tenant.api_key)["status"] == "RUNNING", timeout=10)
     too_long = invoke(silent_definition["id"], tenant.api_key, {"idempotency_key": EMOJI_KEY + "🔑"})
     assert too_long.status == 422, too_long.body
+    assert callback(other.body["id"], {"status": "COMPLETED"}, secret=None, api_key=tenant.api_key).status == 200
     deleted = call_api("DELETE", f"/v1/workflow-runs/{other.body['id']}", api_key=tenant.api_key)
     assert deleted.status == 204
     assert invoke(silent_definition["id"], tenant.api_key, {"idempotency_key": EMOJI_KEY[:-1] + "🗝"}).status == 202

@@ -24,7 +24,7 @@ ATTEMPT_TIMEOUT = urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=10.0)
 class Outcome:
     accepted: bool
     retryable: bool = False
-    error: str | None = None
+    error: str = ""
 
 
 def connection_pool(target: runner_url.PinnedUrl) -> urllib3.HTTPConnectionPool:

@@ -104,12 +104,12 @@ def dispatch(run_id: str, task_token: str) -> str:
         metrics.add_metric(name="DispatchAccepted", unit="Count", value=1)
         logger.info("Dispatch accepted")
         return "dispatched"
-    reason = outcome.error or "Runner did not accept the dispatch"
     if not outcome.retryable:
-        return _give_up(run, task_token, reason)
+        return _give_up(run, task_token, outcome.error)
     if backoff_seconds(run, clock.now()) is None:
-        return _give_up(run, task_token, f"{reason} (gave up: no time left before the deadline for another attempt)")
-    logger.info("Dispatch will be retried", extra={"reason": reason})
+        return _give_up(run, task_token,
+                        f"{outcome.error} (gave up: no time left before the deadline for another attempt)")
+    logger.info("Dispatch will be retried", extra={"reason": outcome.error})
     executions.fail_task(task_token, REDISPATCH_ERROR)
     return "retrying"
 
@@ -119,7 +119,7 @@ def dispatch(run_id: str, task_token: str) -> str:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The dispatch task (it carries a task token), or the planning step after a runner failure."""
-    logger.append_keys(run_id=event["run_id"])
+    logger.thread_safe_append_keys(run_id=event["run_id"])
     if event.get("step") == "plan_redispatch":
         return plan_redispatch(event["run_id"])
     return {"result": dispatch(event["run_id"], event["task_token"])}
