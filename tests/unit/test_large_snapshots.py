@@ -145,3 +145,21 @@ def test_pages_of_large_runs_stay_under_the_response_limit(
                                                  Prefix=f"tenants/{tenant.tenant_id}/run-snapshots/")
     assert sorted(o["Key"].rsplit("/", 1)[1] for o in objects.get("Contents", [])) == sorted(
         f"{run_id}.json" for run_id in run_ids[1:])
+
+
+def test_folders_and_documents_nest_at_most_fifty_levels(tenant: CreatedTenant) -> None:
+    """The depth limit bounds every path, so the largest snapshot always fits a response."""
+    parent = tenant.root_path_part_id
+    for level in range(50):
+        created = call_api("POST", "/v1/folders", {"name": long_name(level), "parent_path_part_id": parent},
+                           tenant.api_key)
+        assert created.status == 201, (level, created.body)
+        parent = created.body["path_part_id"]
+    assert created.body["materialized_path"].count("/") == 50
+    too_deep = call_api("POST", "/v1/folders", {"name": "one more", "parent_path_part_id": parent}, tenant.api_key)
+    assert too_deep.status == 422, too_deep.body
+    assert "50 levels" in too_deep.body["detail"][0]["msg"]
+    document = call_api("POST", "/v1/documents", {"name": "d", "parent_path_part_id": parent,
+                                                  "document_type": "PLAINTEXT", "document_origin": "SOURCE"},
+                        tenant.api_key)
+    assert document.status == 422, document.body

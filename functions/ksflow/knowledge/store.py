@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 
 from ksflow import aws, clock
 from ksflow.config import settings
-from ksflow.errors import Conflict, NotFound
+from ksflow.errors import Conflict, Invalid, NotFound
 from ksflow.identity.models import Principal
 from ksflow.knowledge.models import DocumentOrigin, DocumentType, PartType, PathPart
 
@@ -88,8 +88,16 @@ def _name_claim_item(part: PathPart) -> dict[str, Any]:
     return {**_name_claim_key(part), "path_part_id": part.path_part_id}
 
 
+# Folders and documents nest at most this deep below the root. It bounds every path, and so the
+# largest run snapshot (61 paths) and its response, whatever the names' characters.
+MAX_DEPTH = 50
+
+
 def _new_part(parent: PathPart, part_type: PartType, name: str, user_id: str, now: datetime,
               **fields: Any) -> PathPart:
+    if part_type != PartType.DOCUMENT_VERSION and len(parent.lineage) > MAX_DEPTH:
+        raise Invalid(["body"], f"Folders and documents nest at most {MAX_DEPTH} levels below the root folder",
+                      "path.too_deep")
     path = f"{parent.materialized_path.rstrip('/')}/{name}"
     return PathPart(tenant_id=parent.tenant_id, path_part_id=str(uuid.uuid4()), part_type=part_type, name=name,
                     parent_id=parent.path_part_id, ancestor_ids=parent.lineage, materialized_path=path,
