@@ -10,7 +10,6 @@ API function's POWERTOOLS_* settings.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -18,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from benchmarks import publish
 
 RESULTS = Path(".bench/cold_start.json")
 SAMPLES = 15
@@ -81,7 +82,4 @@ def report(results: dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     outcome = main()
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(outcome, indent=2) + "\n")
-    print(report(outcome))
-    print(f"written to {RESULTS}")
+    publish(outcome, RESULTS, report(outcome))

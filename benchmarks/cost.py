@@ -31,6 +31,7 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 import boto3
 from moto import mock_aws
 
+from benchmarks import publish
 from ksflow import aws, clock
 from ksflow.api.handler import lambda_handler
 from ksflow.identity import store as identity
@@ -265,8 +266,5 @@ def report(results: dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     outcome = main()
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(outcome, indent=2) + "\n")
-    print(report(outcome))
-    print(f"written to {RESULTS}")
+    publish(outcome, RESULTS, report(outcome))
     sys.exit(0)

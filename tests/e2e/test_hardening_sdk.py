@@ -47,13 +47,14 @@ def _running(client: ksapi.ApiClient, definition_id: Any) -> ksapi.WorkflowRunRe
 
 def _replace(client: ksapi.ApiClient, definition: Any, parts: dict[str, Any], runner_url: str,
              secret: str, **changes: Any) -> None:
-    ksapi.WorkflowDefinitionsApi(client).update_workflow_definition(definition.id, ksapi.UpdateWorkflowDefinitionRequest(
+    request = ksapi.UpdateWorkflowDefinitionRequest(
         **{"name": definition.name, "runner_type": "SELF_HOSTED",
            "runner_config": ksapi.SelfHostedRunnerConfig(url=runner_url, webhook_secret=secret),
            "source_path_part_ids": [parts["sources"].path_part_id],
            "instruction_path_part_ids": [parts["instructions"].path_part_id],
            "output_path_part_ids": [parts["outputs"].path_part_id],
-           "template_path_part_id": parts["template"].path_part_id, "max_run_duration_seconds": 300, **changes}))
+           "template_path_part_id": parts["template"].path_part_id, "max_run_duration_seconds": 300, **changes})
+    ksapi.WorkflowDefinitionsApi(client).update_workflow_definition(definition.id, request)
 
 
 def test_a_signed_callback_is_bound_to_its_run_and_follows_the_current_secret(

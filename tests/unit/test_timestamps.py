@@ -32,12 +32,13 @@ def test_runs_list_newest_first_with_and_without_microseconds(monkeypatch: pytes
     second = datetime.now(UTC).replace(microsecond=0)
     # A run at a whole second, one half a second later, one at the next whole second.
     created: list[str] = []
+    real_now = clock.now
     for moment in (second, second + timedelta(microseconds=500000), second + timedelta(seconds=1)):
         monkeypatch.setattr(clock, "now", lambda moment=moment: moment)
         response = call_api("POST", f"/v1/workflow-definitions/{definition['id']}/invoke", {}, tenant.api_key)
         assert response.status == 202, response.body
         created.append(response.body["id"])
-    monkeypatch.undo()
+    monkeypatch.setattr(clock, "now", real_now)  # not undo(): that would also drop the fixtures' environment
     try:
         listed = call_api("GET", f"/v1/workflow-definitions/{definition['id']}/runs", api_key=tenant.api_key)
         assert listed.status == 200, listed.body
