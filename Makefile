@@ -3,30 +3,43 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip install --disable-pip-version-check
+# `make run` needs only what the service and its local stack import; the CDK and the test tools
+# (requirements-dev.txt, most of the virtualenv's size) come with the first target that uses them.
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP := $(VENV)/.dev-installed
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: venv run test lint bench fuzz clean
 
-# The virtualenv is rebuilt whenever the dependency files or the package metadata change.
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+$(BIN)/python:
+	@echo "==> Creating the virtualenv $(VENV)"
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
 
-venv: $(STAMP)
+# Each stamp is renewed whenever its dependency files or the package metadata change.
+$(RUNTIME_STAMP): requirements.txt requirements-local.txt pyproject.toml | $(BIN)/python
+	@echo "==> Installing the service, the local stack and the ksflow command (requirements.txt, requirements-local.txt)"
+	$(PIP) -e ".[local]"
+	touch $@
 
-run: $(STAMP)
+$(DEV_STAMP): requirements-dev.txt $(RUNTIME_STAMP)
+	@echo "==> Installing the CDK and the test tools (requirements-dev.txt)"
+	$(PIP) -e ".[local,dev]"
+	touch $@
+
+venv: $(DEV_STAMP)
+
+run: $(RUNTIME_STAMP)
 	$(BIN)/ksflow local
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy functions infra app.py
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy functions infra app.py
@@ -52,14 +65,16 @@ REQUIRE_APPROVAL := $(if $(filter prod,$(ENV)),broadening,never)
 .PHONY: synth deploy destroy cfn-lint asl-lint checkov
 
 $(CHECKOV_STAMP): requirements-checkov.txt
+	@echo "==> Installing checkov into $(CHECKOV_VENV) (requirements-checkov.txt)"
 	rm -rf $(CHECKOV_VENV)
 	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python -m pip install --disable-pip-version-check --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --disable-pip-version-check -r requirements-checkov.txt
 	touch $(CHECKOV_STAMP)
 
 # The pinned CLI and validators; reinstalled only when the lock file changes.
 $(NODE_MODULES): package.json package-lock.json
+	@echo "==> Installing the CDK CLI and the validators (package-lock.json)"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_MODULES)
 
@@ -68,7 +83,7 @@ asl-lint: $(NODE_MODULES)
 
 # The built-in CloudFormation validation stays on here (tests turn it off for speed).
 synth: export CDK_VALIDATION ?= true
-synth: $(STAMP) $(NODE_MODULES) $(CHECKOV_STAMP) asl-lint
+synth: $(DEV_STAMP) $(NODE_MODULES) $(CHECKOV_STAMP) asl-lint
 	rm -rf cdk.out
 	$(NPX) cdk synth --no-notices --quiet -c env=$(ENV)
 	$(CFN_LINT) cdk.out/*.template.json
@@ -76,15 +91,15 @@ synth: $(STAMP) $(NODE_MODULES) $(CHECKOV_STAMP) asl-lint
 
 # Deploys to the account and region of the current AWS credentials (after `cdk bootstrap`).
 # ALARM_EMAIL subscribes an address to the alarm topic.
-deploy: $(STAMP) $(NODE_MODULES)
+deploy: $(DEV_STAMP) $(NODE_MODULES)
 	$(NPX) cdk deploy --no-notices -c env=$(ENV) --require-approval $(REQUIRE_APPROVAL) \
 		$(if $(ALARM_EMAIL),--parameters AlarmEmail=$(ALARM_EMAIL))
 
-destroy: $(STAMP) $(NODE_MODULES)
+destroy: $(DEV_STAMP) $(NODE_MODULES)
 	$(NPX) cdk destroy --no-notices -c env=$(ENV) --force
 
 # Lints the templates of the last synth.
-cfn-lint: $(STAMP)
+cfn-lint: $(DEV_STAMP)
 	@test -n "$(wildcard cdk.out/*.template.json)" || { echo "no templates in cdk.out: run make synth"; exit 1; }
 	$(CFN_LINT) cdk.out/*.template.json
 
@@ -96,12 +111,12 @@ checkov: $(CHECKOV_STAMP)
 
 # Counts AWS calls, state transitions and Lambda invocations per operation; writes .bench/results.json.
 # Then the API function's cold start against a bare Powertools resolver; writes .bench/cold_start.json.
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -W ignore -m benchmarks.cost
 	$(BIN)/python -W ignore -m benchmarks.cold_start
 
 # Schema-driven fuzzing of the local stack's OpenAPI document (no 5xx, no undocumented responses).
-fuzz: $(STAMP)
+fuzz: $(DEV_STAMP)
 	scripts/fuzz.sh
 
 clean:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 DEFAULT_RUNNER_SECRET_ENV = "KSFLOW_WEBHOOK_SECRET"
+NO_LOCAL_STACK = "no local stack is running; start one with make run"
+# The form of the keys the API issues (`sk-` and 43 URL-safe characters); shorter ones would be guessable.
+API_KEY_FORM = re.compile(r"^sk-[A-Za-z0-9_-]{32,197}$")
 
 
 def table_from_stack(stack_name: str) -> tuple[str, str]:
@@ -48,6 +52,27 @@ def _target_aws(args: argparse.Namespace) -> None:
     os.environ.update({"TABLE_NAME": local["table_name"], "AWS_DEFAULT_REGION": local["region"],
                        "AWS_ENDPOINT_URL": local["aws_endpoint_url"],
                        "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
+    _require_local_stack(local["table_name"])
+
+
+def _require_local_stack(table_name: str) -> None:
+    """The stack file outlives a stack that was killed: ask its endpoint before trusting it."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    probe = boto3.client("dynamodb", config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1}))
+    try:
+        probe.describe_table(TableName=table_name)
+    except (BotoCoreError, ClientError):
+        sys.exit(NO_LOCAL_STACK)
+
+
+def api_key_argument(value: str) -> str:
+    if not API_KEY_FORM.match(value):
+        raise argparse.ArgumentTypeError(
+            "expected sk- followed by 32 to 197 letters, digits, '-' or '_' (e.g. a key printed at an earlier start)")
+    return value
 
 
 def _admin(args: argparse.Namespace) -> None:
@@ -61,7 +86,7 @@ def _admin(args: argparse.Namespace) -> None:
     else:
         try:
             user = store.create_user(args.tenant_id, args.email, Role(args.role))
-        except LookupError as error:
+        except (LookupError, store.DuplicateEmail) as error:
             sys.exit(str(error))
         print(user.model_dump_json())
 
@@ -73,8 +98,15 @@ def _parser() -> argparse.ArgumentParser:
     local = commands.add_parser("local", help="serve the API on localhost with AWS emulated by moto")
     local.add_argument("--host", default="127.0.0.1")
     local.add_argument("--port", type=int, default=8000)
+    local.add_argument("--api-key", type=api_key_argument,
+                       help="the demo OWNER's API key, so a key kept in the shell works across restarts")
+    local.add_argument("--data-dir", type=Path,
+                       help="keep tables, documents and keys in this directory across restarts (default: in memory)")
     local.add_argument("--expiry-grace-seconds", type=int, default=5,
                        help="how long after a run's deadline its expiry schedule fires")
+    local.add_argument("--log-format", choices=("readable", "json"),
+                       help="one line per request and per run or ingestion change, or Powertools' JSON lines "
+                            "(default: readable on a terminal, json otherwise)")
 
     admin = commands.add_parser("admin", help="operator commands against the local stack or a deployed table")
     admin.add_argument("--region", help="AWS region of a deployed stack")
@@ -97,6 +129,13 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"webhook secret (default: ${DEFAULT_RUNNER_SECRET_ENV})")
     runner.add_argument("--delay", type=float, default=2.0, help="seconds before calling back")
     runner.add_argument("--fail", action="store_true", help="report FAILED instead of COMPLETED")
+    runner.add_argument("--api-key", default=os.environ.get("KSFLOW_API_KEY"),
+                        help="API key of a user with READ_ONLY on the sources and READ_WRITE on the outputs: the "
+                             "runner then writes summary-<run id>.md into the first output folder "
+                             "(default: $KSFLOW_API_KEY; without one it only waits --delay seconds)")
+    runner.add_argument("--api-url", default=os.environ.get("KSFLOW_API_URL"),
+                        help="the API to read and write with (default: $KSFLOW_API_URL, else the API that "
+                             "sent the dispatch)")
     return parser
 
 
@@ -105,7 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "local":
         from ksflow.local import stack
 
-        stack.serve(args.host, args.port, expiry_grace_seconds=args.expiry_grace_seconds)
+        stack.serve(args.host, args.port, expiry_grace_seconds=args.expiry_grace_seconds, api_key=args.api_key,
+                    data_dir=args.data_dir, log_format=args.log_format)
     elif args.command == "admin":
         _admin(args)
     else:
@@ -113,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"example-runner needs --secret or ${DEFAULT_RUNNER_SECRET_ENV}")
         from ksflow.runner import example
 
-        example.serve(args.host, args.port, args.secret, delay=args.delay, fail=args.fail)
+        example.serve(args.host, args.port, args.secret, delay=args.delay, fail=args.fail, api_key=args.api_key,
+                      api_url=args.api_url)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from ksflow.ingestion.models import IngestionStatus
+
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
+    from ksflow.ingestion.models import Ingestion
     from ksflow.workflows.models import WorkflowRun
 
 # Set per deployment, so two environments in one account never share a metric.
@@ -72,7 +75,10 @@ def follow_run(run: WorkflowRun) -> None:
 
 
 def run_ended(run: WorkflowRun) -> None:
-    """RunsCompleted or RunsFailed by who ended the run (callback, timeout, dispatch, ...) and its duration."""
+    """Log the ending, and count RunsCompleted or RunsFailed by who ended the run (callback, timeout,
+    dispatch, ...) and its duration: every ending passes through here once, so nothing is told twice."""
+    logger.info("Run ended", extra={"run_id": run.id, "status": run.status.value,
+                                    "ended_by": run.ended_by.value if run.ended_by else None, "error": run.error})
     name = "RunsCompleted" if run.status.value == "COMPLETED" else "RunsFailed"
     outcome = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
     outcome.add_dimension("reason", run.ended_by.value if run.ended_by else "unknown")
@@ -84,3 +90,11 @@ def run_ended(run: WorkflowRun) -> None:
         duration.add_metric(name="RunDuration", unit=MetricUnit.Milliseconds,
                             value=(run.completed_at - run.started_at).total_seconds() * 1000)
         duration.flush_metrics()
+
+
+def ingestion_changed(ingestion: Ingestion) -> None:
+    """One line per status an ingestion takes (processing, completed, failed, cancelled, pending for a rerun)."""
+    logger.info("Ingestion status changed", extra={
+        "document_version_id": ingestion.document_version_id, "file_name": ingestion.file_name,
+        "status": ingestion.status.value, "attempt": ingestion.attempt, "error": ingestion.error,
+        "chunks_processed": ingestion.chunks_processed if ingestion.status == IngestionStatus.COMPLETED else None})

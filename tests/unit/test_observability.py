@@ -28,7 +28,7 @@ def test_a_failed_run_counts_by_reason_with_its_duration(monkeypatch: pytest.Mon
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
     now = datetime.now(UTC)
-    run = WorkflowRun.model_construct(status=RunStatus.FAILED, ended_by=EndedBy.TIMEOUT,
+    run = WorkflowRun.model_construct(id="run-1", status=RunStatus.FAILED, ended_by=EndedBy.TIMEOUT,
                                       started_at=now - timedelta(seconds=3), completed_at=now)
     run_ended(run)
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -42,7 +42,7 @@ def test_a_failed_run_counts_by_reason_with_its_duration(monkeypatch: pytest.Mon
 
 def test_nothing_is_printed_when_metrics_are_disabled(capsys: pytest.CaptureFixture[str]) -> None:
     now = datetime.now(UTC)
-    run_ended(WorkflowRun.model_construct(status=RunStatus.COMPLETED, ended_by=EndedBy.CALLBACK,
+    run_ended(WorkflowRun.model_construct(id="run-1", status=RunStatus.COMPLETED, ended_by=EndedBy.CALLBACK,
                                           started_at=now, completed_at=now))
     assert capsys.readouterr().out == ""
 

@@ -11,7 +11,18 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.shared.json_encoder import Encoder
 from pydantic_core import from_json
 
-from ksflow.api import api_keys, definitions, ingestion, knowledge, permissions, runs, users, workflows
+from ksflow.api import (
+    api_keys,
+    contents,
+    definitions,
+    ingestion,
+    knowledge,
+    permissions,
+    public,
+    runs,
+    users,
+    workflows,
+)
 from ksflow.errors import ApiError
 from ksflow.observability import logger
 
@@ -39,7 +50,7 @@ app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=pars
                              serializer=serialize_json)
 # ingestion before workflows: /v1/workflows/document_versions must not be read as a workflow id.
 for router in (knowledge.router, ingestion.router, definitions.router, runs.router, workflows.router, users.router,
-               api_keys.router, permissions.router):
+               api_keys.router, permissions.router, public.router, contents.router):
     app.include_router(router)
 
 

@@ -3,6 +3,9 @@
 Items (single table, `pk`/`sk`):
 - `TENANT#{tenant_id}` / `TENANT`: the tenant.
 - `IDENTITY#{tenant_id}` / `USER#{user_id}`: a tenant user and its role.
+- `IDENTITY#{tenant_id}` / `EMAIL#{sha256(case-folded email)}`: claims an email within the tenant,
+  written in the user's transaction, so no two users of a tenant share one (hashed: emails have no
+  length limit, sort keys do).
 - `APIKEY#{sha256(key)}` / `APIKEY`: an API key, stored only as its hash, with the
   tenant, user and role it acts as (denormalized so authentication is one read).
 - `IDENTITY#{tenant_id}` / `USERKEY#{user_id}#{key_id}`: the key as its owner lists it (name,
@@ -24,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from ksflow import aws, clock
@@ -75,8 +79,15 @@ def _api_key_items(api_key: str, principal: Principal, name: str, now: str) -> t
     return key, [credential, listing]
 
 
-def _user_item(principal: Principal, email: str, now: str) -> dict[str, Any]:
-    return {
+class DuplicateEmail(ValueError):
+    """The tenant already has a user with this email."""
+
+
+def _user_items(principal: Principal, email: str, now: str) -> list[dict[str, Any]]:
+    """The email claim, then the user: a transaction cancelled at its first item means the email is taken."""
+    email_key = hashlib.sha256(email.strip().casefold().encode()).hexdigest()
+    claim = {"pk": _identity_pk(principal.tenant_id), "sk": f"EMAIL#{email_key}", "user_id": principal.user_id}
+    user = {
         "pk": _identity_pk(principal.tenant_id),
         "sk": f"USER#{principal.user_id}",
         "user_id": principal.user_id,
@@ -84,43 +95,53 @@ def _user_item(principal: Principal, email: str, now: str) -> dict[str, Any]:
         "role": principal.role.value,
         "created_at": now,
     }
+    return [claim, user]
 
 
 def _put(item: dict[str, Any]) -> dict[str, Any]:
     return {"Put": {"Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
 
 
-def create_tenant(name: str, owner_email: str) -> CreatedTenant:
-    """Create a tenant with its root folder and first OWNER, atomically."""
+def create_tenant(name: str, owner_email: str, api_key: str | None = None) -> CreatedTenant:
+    """Create a tenant with its root folder and first OWNER, atomically.
+
+    `api_key` fixes the owner's key (the local stack's `--api-key`); by default a new one is made.
+    """
     now = clock.iso(clock.now())
     tenant_id = str(uuid.uuid4())
     owner = Principal(tenant_id=tenant_id, user_id=str(uuid.uuid4()), role=Role.OWNER)
-    api_key = _new_api_key()
+    api_key = api_key or _new_api_key()
     root_items, root_path_part_id = knowledge_store.root_folder_items(tenant_id, owner.user_id, now)
     tenant_item = {"pk": f"TENANT#{tenant_id}", "sk": "TENANT", "tenant_id": tenant_id, "name": name,
                    "root_path_part_id": root_path_part_id, "created_at": now}
     _, key_items = _api_key_items(api_key, owner, "initial key", now)
-    items = [tenant_item, _user_item(owner, owner_email, now), *key_items, *root_items]
+    items = [*_user_items(owner, owner_email, now), tenant_item, *key_items, *root_items]
     _transact(items)
     return CreatedTenant(tenant_id=tenant_id, root_path_part_id=root_path_part_id,
                          user_id=owner.user_id, api_key=api_key)
 
 
 def create_user(tenant_id: str, email: str, role: Role) -> CreatedUser:
-    """Add a user with its first API key to an existing tenant."""
+    """Add a user with its first API key to an existing tenant; DuplicateEmail if the email is taken there."""
     if get_tenant(tenant_id) is None:
         raise LookupError(f"tenant {tenant_id} does not exist")
     now = clock.iso(clock.now())
     user = Principal(tenant_id=tenant_id, user_id=str(uuid.uuid4()), role=role)
     api_key = _new_api_key()
     _, key_items = _api_key_items(api_key, user, "initial key", now)
-    _transact([_user_item(user, email, now), *key_items])
+    try:
+        _transact([*_user_items(user, email, now), *key_items])
+    except ClientError as error:
+        reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+        if reasons[:1] == ["ConditionalCheckFailed"]:
+            raise DuplicateEmail(f"tenant {tenant_id} already has a user with email {email}") from None
+        raise
     return CreatedUser(user_id=user.user_id, api_key=api_key)
 
 
-def create_api_key(principal: Principal, name: str) -> tuple[ApiKey, str]:
-    """A new key for the calling user; the plaintext is returned once and never stored."""
-    api_key = _new_api_key()
+def create_api_key(principal: Principal, name: str, api_key: str | None = None) -> tuple[ApiKey, str]:
+    """A new key for the calling user (or the given one); the plaintext is returned once and never stored."""
+    api_key = api_key or _new_api_key()
     key, items = _api_key_items(api_key, principal, name, clock.iso(clock.now()))
     _transact(items)
     return key, api_key

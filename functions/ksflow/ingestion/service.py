@@ -35,7 +35,7 @@ from ksflow.ingestion.models import (
     version_id_of,
 )
 from ksflow.knowledge import store as knowledge
-from ksflow.knowledge.models import DocumentOrigin, DocumentType, PathPart
+from ksflow.knowledge.models import DocumentOrigin, DocumentType, PartType, PathPart
 from ksflow.observability import logger
 from ksflow.workflows.status import ExecutionStatus, WorkflowStatusResponse
 
@@ -102,8 +102,26 @@ def _stored(ingestion: Ingestion, upload: Upload,
 def ingest_new_document(principal: Principal, parent: PathPart, name: str, upload: Upload) -> Ingestion:
     document, version = knowledge.new_document(principal, parent, name, document_type_of(upload),
                                                DocumentOrigin.SOURCE)
-    return _stored(_new_ingestion(principal, document, version, upload), upload,
-                   lambda also: knowledge.store_document(parent, document, version, also))
+    try:
+        return _stored(_new_ingestion(principal, document, version, upload), upload,
+                       lambda also: knowledge.store_document(parent, document, version, also))
+    except Conflict as conflict:
+        hint = _name_taken(parent, name)
+        if hint is None:
+            raise
+        raise hint from conflict
+
+
+def _name_taken(parent: PathPart, name: str) -> Conflict | None:
+    """When a document holds the name, the conflict says how to upload a new version of it instead.
+
+    The uploader may write to the folder, so it may read the document whose id this reveals.
+    """
+    existing = knowledge.child_named(parent, name)
+    if existing is None or existing.part_type is not PartType.DOCUMENT:
+        return None
+    return Conflict(f"A document named {name!r} already exists in this folder; to upload a new version of it, "
+                    f"use POST /v1/documents/{existing.metadata_obj_id}/ingest")
 
 
 def ingest_new_version(principal: Principal, document: PathPart, active_version: PathPart,

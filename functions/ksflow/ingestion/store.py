@@ -4,8 +4,12 @@ Items (partition `TENANT#{tenant_id}`):
 - `INGESTION#{document_version_id}`: the version's ingestion (`Ingestion`): status, attempt,
   the current execution's name, progress (`last_activity`, `chunks_processed`) and `error`.
 - `CHUNK#{document_version_id}#{index:06d}`: one chunk (`text`, `start`/`end` offsets in the
-  extracted text, `attempt` that wrote it). An attempt overwrites chunks by index and deletes
-  those past its own count, so a completed ingestion's chunks are exactly its last attempt's.
+  extracted text, `attempt` that wrote it, `chunk_id`). An attempt overwrites chunks by index and
+  deletes those past its own count, so a completed ingestion's chunks are exactly its last attempt's.
+  Keyed by index, so a page of chunks is one query from its first index.
+- `CHUNKID#{chunk_id}`: points at the chunk with that id (`document_version_id`, `index`), so
+  `/v1/chunks/{chunk_id}` is one Get away. Each pointer is written, and the one of the chunk it
+  replaces deleted, in the same transaction as its chunk, so no pointer outlives its chunk.
 
 Every change a task makes is conditional on the ingestion still being open and still
 belonging to the task's execution: a cancel or a newer rerun wins, and a late task of an
@@ -16,13 +20,16 @@ superseded none of its chunks can land, even while the next attempt writes its o
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
+from pydantic import BaseModel
 
-from ksflow import aws, clock
+from ksflow import aws, clock, observability
 from ksflow.config import settings
 from ksflow.ingestion.chunking import Chunk
 from ksflow.ingestion.models import OPEN_STATUSES, Activity, Ingestion, IngestionStatus
@@ -42,6 +49,28 @@ def key(tenant_id: str, document_version_id: str) -> dict[str, str]:
 
 def _chunk_sk(document_version_id: str, index: int) -> str:
     return f"CHUNK#{document_version_id}#{index:06d}"
+
+
+def _chunk_pointer_key(tenant_id: str, chunk_id: str) -> dict[str, str]:
+    return {"pk": _pk(tenant_id), "sk": f"CHUNKID#{chunk_id}"}
+
+
+_CHUNK_ID_NAMESPACE = uuid.UUID("6f0d4b8e-2c1a-5e7b-9a43-0c5f1d2e8b71")
+
+
+def chunk_id(document_version_id: str, execution_name: str, index: int) -> str:
+    """Stable for a chunk of one ingestion attempt (a retried task writes the same ids); a rerun, being a
+    new execution, gives its chunks new ids, so an id read before the rerun never names different text."""
+    return str(uuid.uuid5(_CHUNK_ID_NAMESPACE, f"{document_version_id}/{execution_name}/{index}"))
+
+
+class StoredChunk(BaseModel):
+    chunk_id: str
+    document_version_id: str
+    index: int
+    text: str
+    attempt: int
+    created_at: datetime
 
 
 def put_request(ingestion: Ingestion) -> dict[str, Any]:
@@ -101,7 +130,10 @@ def _update(tenant_id: str, document_version_id: str, values: dict[str, Any], *,
         if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
             return None
         raise
-    return Ingestion.model_validate(response["Attributes"])
+    updated = Ingestion.model_validate(response["Attributes"])
+    if "status" in values:
+        observability.ingestion_changed(updated)
+    return updated
 
 
 def begin(tenant_id: str, document_version_id: str, execution_name: str) -> Ingestion | None:
@@ -165,28 +197,52 @@ def _fence(tenant_id: str, document_version_id: str, execution_name: str) -> dic
     }}
 
 
+def _in_transactions(groups: Iterable[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+    """Writes packed into transactions, never splitting a group (a chunk with its pointers)."""
+    batch: list[dict[str, Any]] = []
+    for group in groups:
+        if len(batch) + len(group) > _WRITES_PER_TRANSACTION:
+            yield batch
+            batch = []
+        batch += group
+    if batch:
+        yield batch
+
+
 def replace_chunks(ingestion: Ingestion, chunks: list[Chunk]) -> bool:
     """Write the attempt's chunks by index and delete any beyond its count, while it is the current one.
 
+    A chunk, its pointer and the removal of the pointer of the chunk it replaces share a transaction.
     False as soon as a batch is refused because the ingestion was cancelled, rerun or deleted:
     batches written before that belong to the attempt that was current then, and the next
     attempt replaces them.
     """
     tenant_id, version_id = ingestion.tenant_id, ingestion.document_version_id
     table_name, now = settings().table_name, clock.iso(clock.now())
-    writes: list[dict[str, Any]] = [
-        {"Put": {"TableName": table_name, "Item": {
-            "pk": _pk(tenant_id), "sk": _chunk_sk(version_id, chunk.index), "tenant_id": tenant_id,
-            "document_version_id": version_id, "index": chunk.index, "text": chunk.text, "start": chunk.start,
-            "end": chunk.end, "attempt": ingestion.attempt, "created_at": now}}}
-        for chunk in chunks]
-    writes += [{"Delete": {"TableName": table_name, "Key": stale}}
-               for stale in _chunk_keys(tenant_id, version_id, first_index=len(chunks))]
+    stored = {int(item["sk"].rsplit("#", 1)[1]): item for item in _stored_chunk_keys(tenant_id, version_id)}
+
+    def replacing(chunk: Chunk) -> list[dict[str, Any]]:
+        new_id = chunk_id(version_id, ingestion.execution_name, chunk.index)
+        old_id = stored.get(chunk.index, {}).get("chunk_id")
+        return [
+            {"Put": {"TableName": table_name, "Item": {
+                "pk": _pk(tenant_id), "sk": _chunk_sk(version_id, chunk.index), "tenant_id": tenant_id,
+                "document_version_id": version_id, "index": chunk.index, "text": chunk.text, "start": chunk.start,
+                "end": chunk.end, "attempt": ingestion.attempt, "chunk_id": new_id, "created_at": now}}},
+            {"Put": {"TableName": table_name, "Item": {**_chunk_pointer_key(tenant_id, new_id),
+                                                       "document_version_id": version_id, "index": chunk.index}}},
+            *([{"Delete": {"TableName": table_name, "Key": _chunk_pointer_key(tenant_id, old_id)}}]
+              if old_id and old_id != new_id else []),
+        ]
+
+    groups = [replacing(chunk) for chunk in chunks]
+    groups += [[{"Delete": {"TableName": table_name, "Key": key}} for key in _keys_of(tenant_id, item)]
+               for index, item in stored.items() if index >= len(chunks)]
     fence = _fence(tenant_id, version_id, ingestion.execution_name)
     client = _table().meta.client
-    for start in range(0, len(writes), _WRITES_PER_TRANSACTION):
+    for writes in _in_transactions(groups):
         try:
-            client.transact_write_items(TransactItems=[*writes[start:start + _WRITES_PER_TRANSACTION], fence])
+            client.transact_write_items(TransactItems=[*writes, fence])
         except ClientError as error:
             reasons = error.response.get("CancellationReasons") or [{}]
             if reasons[-1].get("Code") == "ConditionalCheckFailed":
@@ -195,13 +251,34 @@ def replace_chunks(ingestion: Ingestion, chunks: list[Chunk]) -> bool:
     return True
 
 
-def _chunk_keys(tenant_id: str, document_version_id: str, first_index: int = 0) -> list[dict[str, str]]:
-    """Consistent, so the chunks of every attempt fenced out before this read are all found."""
+def _stored_chunk_keys(tenant_id: str, document_version_id: str) -> list[dict[str, str]]:
+    """Keys and ids of a version's chunks. Consistent, so the chunks of every attempt fenced out before
+    this read are all found."""
+    condition = Key("pk").eq(_pk(tenant_id)) & Key("sk").begins_with(f"CHUNK#{document_version_id}#")
+    return _query({"KeyConditionExpression": condition, "ProjectionExpression": "pk, sk, chunk_id",
+                   "ConsistentRead": True})
+
+
+def _keys_of(tenant_id: str, stored: dict[str, str]) -> list[dict[str, str]]:
+    """A stored chunk's key, and its pointer's when it has an id."""
+    pointer = [_chunk_pointer_key(tenant_id, stored["chunk_id"])] if stored.get("chunk_id") else []
+    return [{"pk": stored["pk"], "sk": stored["sk"]}, *pointer]
+
+
+def chunk_range(tenant_id: str, document_version_id: str, first: int, last: int) -> list[StoredChunk]:
+    """The version's chunks with indexes `first` to `last` (inclusive), in order: one query for one page."""
+    if last < first:
+        return []
     condition = Key("pk").eq(_pk(tenant_id)) & Key("sk").between(
-        _chunk_sk(document_version_id, first_index), f"CHUNK#{document_version_id}#~")
-    return [{"pk": item["pk"], "sk": item["sk"]}
-            for item in _query({"KeyConditionExpression": condition, "ProjectionExpression": "pk, sk",
-                                "ConsistentRead": True})]
+        _chunk_sk(document_version_id, first), _chunk_sk(document_version_id, last))
+    return [StoredChunk.model_validate(item)
+            for item in _query({"KeyConditionExpression": condition, "ConsistentRead": True})]
+
+
+def locate_chunk(tenant_id: str, chunk_id: str) -> tuple[str, int] | None:
+    """The (document version id, index) of the chunk with this id, or None if no stored chunk has it."""
+    pointer = _table().get_item(Key=_chunk_pointer_key(tenant_id, chunk_id), ConsistentRead=True).get("Item")
+    return (str(pointer["document_version_id"]), int(pointer["index"])) if pointer else None
 
 
 def list_chunks(tenant_id: str, document_version_id: str) -> list[dict[str, Any]]:
@@ -212,8 +289,9 @@ def list_chunks(tenant_id: str, document_version_id: str) -> list[dict[str, Any]
 
 def delete_chunks(tenant_id: str, document_version_id: str) -> None:
     with _table().batch_writer() as batch:
-        for chunk_key in _chunk_keys(tenant_id, document_version_id):
-            batch.delete_item(Key=chunk_key)
+        for stored in _stored_chunk_keys(tenant_id, document_version_id):
+            for chunk_key in _keys_of(tenant_id, stored):
+                batch.delete_item(Key=chunk_key)
 
 
 def delete(tenant_id: str, document_version_ids: list[str]) -> None:

@@ -80,8 +80,12 @@ def name_key(name: str) -> str:
     return f"{prefix}\x00{hashlib.sha256(name.encode()).hexdigest()}"
 
 
+def _child_name_key(tenant_id: str, parent_id: str | None, name: str) -> dict[str, str]:
+    return {"pk": _pk(tenant_id), "sk": f"CHILDNAME#{parent_id}#{name_key(name)}"}
+
+
 def _name_claim_key(part: PathPart) -> dict[str, str]:
-    return {"pk": _pk(part.tenant_id), "sk": f"CHILDNAME#{part.parent_id}#{name_key(part.name)}"}
+    return _child_name_key(part.tenant_id, part.parent_id, part.name)
 
 
 def _name_claim_item(part: PathPart) -> dict[str, Any]:
@@ -121,6 +125,13 @@ def _from_item(item: dict[str, Any] | None) -> PathPart | None:
 
 def get_path_part(tenant_id: str, path_part_id: str) -> PathPart | None:
     return _from_item(_table().get_item(Key=_path_part_key(tenant_id, path_part_id)).get("Item"))
+
+
+def child_named(parent: PathPart, name: str) -> PathPart | None:
+    """The folder or document that holds `name` under `parent`, found through its name claim."""
+    claim = _table().get_item(Key=_child_name_key(parent.tenant_id, parent.path_part_id, name),
+                              ConsistentRead=True).get("Item")
+    return get_path_part(parent.tenant_id, claim["path_part_id"]) if claim else None
 
 
 def _batch_get(tenant_id: str, sort_keys: Iterable[str]) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ksflow.local.lambda_runtime import LocalContext
+from ksflow.observability import logger
 
 # API Gateway's own payload limit, and Lambda's for a synchronous invocation's event (the body is
 # base64-encoded in it); the handler enforces the API's smaller ones.
@@ -63,7 +64,7 @@ def make_server(host: str, port: int, handler: Handler) -> ThreadingHTTPServer:
         protocol_version = "HTTP/1.1"
 
         def log_message(self, format: str, *args: Any) -> None:
-            """Access logs stay quiet; the handler's structured logs say what happened."""
+            """The server's own access log is replaced by one structured line per request (`_handle`)."""
 
         def _respond(self, status: int, headers: dict[str, str], body: bytes) -> None:
             self.send_response(status)
@@ -75,19 +76,24 @@ def make_server(host: str, port: int, handler: Handler) -> ThreadingHTTPServer:
             self.wfile.write(body)
 
         def _handle(self) -> None:
+            """Answer the request, then log it as API Gateway's access log would: no query, no headers."""
+            started = time.monotonic()
+            status = self._forward()
+            logger.info("API request", extra={"method": self.command, "path": urlsplit(self.path).path,
+                                              "status": status,
+                                              "duration_ms": round((time.monotonic() - started) * 1000)})
+
+        def _forward(self) -> int:
+            """Hand the request to the handler as its event and send its answer; the status sent."""
             length = int(self.headers.get("Content-Length") or 0)
             if length > GATEWAY_MAX_BODY:
                 self.close_connection = True
-                self._respond(413, {"Content-Type": "application/json"},
-                              json.dumps({"message": "Request Entity Too Large"}).encode())
-                return
+                return self._too_large()
             body = self.rfile.read(length) if length else b""
             event = to_event(self.command, self.path, dict(self.headers.items()), body, self.client_address[0])
             if len(json.dumps(event)) > LAMBDA_MAX_EVENT:
                 # In AWS such a request never reaches the function either.
-                self._respond(413, {"Content-Type": "application/json"},
-                              json.dumps({"message": "Request Entity Too Large"}).encode())
-                return
+                return self._too_large()
             context = LocalContext(function_name="ksflow-Api", timeout_seconds=30)
             result = handler(event, context)
             payload = result.get("body") or ""
@@ -95,7 +101,14 @@ def make_server(host: str, port: int, handler: Handler) -> ThreadingHTTPServer:
             headers = dict(result.get("headers") or {})
             for name, values in (result.get("multiValueHeaders") or {}).items():
                 headers[name] = ", ".join(values)
-            self._respond(int(result.get("statusCode", 200)), headers, raw)
+            status = int(result.get("statusCode", 200))
+            self._respond(status, headers, raw)
+            return status
+
+        def _too_large(self) -> int:
+            self._respond(413, {"Content-Type": "application/json"},
+                          json.dumps({"message": "Request Entity Too Large"}).encode())
+            return 413
 
         def __getattr__(self, name: str) -> Any:
             # API Gateway's $default route hands every method to the Lambda, which decides.

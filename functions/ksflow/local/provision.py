@@ -18,6 +18,8 @@ from ksflow import catalog
 TABLE_NAME = "ksflow"
 SCHEDULER_GROUP = "ksflow-runs"
 DOCUMENTS_BUCKET = "ksflow-documents"
+SECRETS_KEY_ALIAS = "alias/ksflow-webhook-secrets"
+DOCUMENTS_KEY_ALIAS = "alias/ksflow-documents"
 FUNCTION_TIMEOUTS = {"Api": 30, "Dispatcher": 120, "RunFailure": 30, "Expiry": 30, "Reconcile": 30, "Ingest": 300,
                      "IngestionFailure": 30}
 
@@ -44,9 +46,19 @@ def create_table(dynamodb: Any, name: str = TABLE_NAME) -> None:
     )
 
 
+def kms_key(kms: Any, alias: str, description: str) -> str:
+    """The key behind `alias`, created if absent: a restored data directory brings its keys back first."""
+    try:
+        key_id: str = kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"]
+    except kms.exceptions.NotFoundException:
+        key_id = kms.create_key(Description=description)["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+    return key_id
+
+
 def create_documents_bucket(s3: Any, kms: Any, name: str = DOCUMENTS_BUCKET) -> None:
     """Versioned, with SSE-KMS under its own key by default, as CDK declares it."""
-    key_id = kms.create_key(Description="ksflow documents")["KeyMetadata"]["KeyId"]
+    key_id = kms_key(kms, DOCUMENTS_KEY_ALIAS, "ksflow documents")
     s3.create_bucket(Bucket=name)
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [{
@@ -73,7 +85,7 @@ def provision(session: boto3.Session | None = None, *, allow_loopback_runners: b
     role_arn = iam.create_role(
         RoleName="ksflow-local", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
     )["Role"]["Arn"]
-    key_id = kms.create_key(Description="ksflow webhook secrets")["KeyMetadata"]["KeyId"]
+    key_id = kms_key(kms, SECRETS_KEY_ALIAS, "ksflow webhook secrets")
     create_table(session.client("dynamodb"))
     create_documents_bucket(session.client("s3"), kms)
     arns = {

@@ -100,9 +100,9 @@ def dispatch(run_id: str, task_token: str) -> str:
     outcome = delivery.deliver(run.runner_url, body, headers, allow_loopback=settings().allow_loopback_runners)
     metrics.add_metric(name="DispatchAttempts", unit="Count", value=1)
     if outcome.accepted:
+        logger.info("Dispatch accepted")
         run_store.mark_running(run.id)
         metrics.add_metric(name="DispatchAccepted", unit="Count", value=1)
-        logger.info("Dispatch accepted")
         return "dispatched"
     if not outcome.retryable:
         return _give_up(run, task_token, outcome.error)

@@ -45,7 +45,6 @@ def fail(run_id: str, message: str, ended_by: EndedBy) -> bool:
     """FAILED with `message` unless the run already ended; its expiry schedule is then not needed."""
     finished = run_store.finish(run_id, RunStatus.FAILED, message, ended_by)
     if finished is not None:
-        logger.info("Run failed", extra={"reason": ended_by.value})
         executions.delete_expiry(run_id)
     return finished is not None
 

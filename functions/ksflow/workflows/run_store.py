@@ -271,6 +271,7 @@ def mark_running(run_id: str) -> bool:
         if _conditional_failure(error):
             return False
         raise
+    observability.logger.info("Run is running", extra={"run_id": run_id})
     return True
 
 

@@ -129,7 +129,8 @@ def invoke(principal: Principal, definition_id: str, idempotency_key: str | None
         _withdraw(run)
         raise Unavailable("The workflow run could not be started; retry the request") from error
     metrics.add_metric(name="RunsInvoked", unit=MetricUnit.Count, value=1)
-    logger.info("Run invoked", extra={"run_id": run.id, "workflow_definition_id": definition.id})
+    logger.info("Run invoked", extra={"run_id": run.id, "workflow_definition_id": definition.id,
+                                      "tenant_id": principal.tenant_id, "user_id": principal.user_id})
     return run
 
 

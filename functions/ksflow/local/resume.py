@@ -1,0 +1,93 @@
+"""Runs and ingestions that were open when a persistent local stack stopped, taken up again at start.
+
+A restarted moto has no executions and no schedules, so nothing would ever end such work.
+A run with time left is dispatched again: it goes back to PENDING without its stale task
+token, its execution is started afresh (execution names are per run, and the new moto has
+none) and its expiry schedule is recreated. A run whose deadline passed is failed with the
+reason. An open ingestion's execution is started again; its tasks take over the record
+because they belong to the same execution name.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr
+from botocore.exceptions import ClientError
+
+from ksflow import aws, clock
+from ksflow.config import settings
+from ksflow.ingestion import executions as ingestion_executions
+from ksflow.ingestion.models import OPEN_STATUSES as OPEN_INGESTION_STATUSES
+from ksflow.ingestion.models import Ingestion
+from ksflow.orchestration import executions
+from ksflow.workflows import run_store
+from ksflow.workflows.models import EndedBy, RunStatus, WorkflowRun
+
+DEADLINE_PASSED = "The local stack stopped while the run was open and its deadline passed"
+
+
+@dataclass
+class Resumed:
+    redispatched: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    ingestions: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.redispatched or self.failed or self.ingestions)
+
+
+def _open_items() -> list[dict[str, Any]]:
+    statuses = [*run_store.OPEN_STATUSES, *(status.value for status in OPEN_INGESTION_STATUSES)]
+    query: dict[str, Any] = {"FilterExpression": Attr("status").is_in(statuses), "ConsistentRead": True}
+    items: list[dict[str, Any]] = []
+    while True:
+        page = aws.table(settings().table_name).scan(**query)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _back_to_pending(run: WorkflowRun) -> bool:
+    """PENDING again without the task token of the execution that died; False if it ended meanwhile."""
+    try:
+        aws.table(settings().table_name).update_item(
+            Key=run_store.run_key(run.id),
+            UpdateExpression="SET #status = :pending, updated_at = :now REMOVE task_token",
+            ConditionExpression="#status IN (:pending, :running)", ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":pending": RunStatus.PENDING.value, ":running": RunStatus.RUNNING.value,
+                                       ":now": clock.iso(clock.now())})
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def _resume_run(run: WorkflowRun, now: datetime, resumed: Resumed) -> None:
+    seconds_left = math.ceil((run.deadline - now).total_seconds())
+    if seconds_left < 1:
+        if run_store.finish(run.id, RunStatus.FAILED, DEADLINE_PASSED, EndedBy.RECONCILE):
+            resumed.failed.append(run.id)
+        return
+    if _back_to_pending(run):
+        executions.start(run.id, seconds_left)
+        executions.schedule_expiry(run.id, executions.expiry_time(run.deadline))
+        resumed.redispatched.append(run.id)
+
+
+def resume_open_work() -> Resumed:
+    resumed = Resumed()
+    now = clock.now()
+    for item in _open_items():
+        if item["sk"] == "RUN":
+            _resume_run(WorkflowRun.model_validate(item), now, resumed)
+        elif item["sk"].startswith("INGESTION#"):
+            ingestion = Ingestion.model_validate(item)
+            ingestion_executions.start(ingestion)
+            resumed.ingestions.append(ingestion.workflow_id)
+    return resumed
