@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import jsii
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from cdk_nag import NagPackSuppression, NagSuppressions
@@ -100,7 +99,6 @@ class Api(Construct):
         code: lambda_.Code,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
 
         self.function = KsflowFunction(
             self,
@@ -112,13 +110,8 @@ class Api(Construct):
             environment={
                 "TABLE_NAME": data.table.table_name,
                 "KMS_KEY_ID": data.secrets_key.key_arn,
-                "RUN_STATE_MACHINE_ARN": orchestration.state_machine_arn,
-                "SCHEDULER_GROUP_NAME": orchestration.schedule_group_name,
-                "SCHEDULER_ROLE_ARN": orchestration.scheduler_role.role_arn,
-                "SCHEDULER_DLQ_ARN": orchestration.scheduler_dlq.queue_arn,
-                "EXPIRY_FUNCTION_ARN": orchestration.expiry.function_arn,
                 "ALLOW_LOOPBACK_RUNNERS": "false",
-                "EXPIRY_GRACE_SECONDS": str(settings.expiry_grace_seconds),
+                # The run state machine and expiry schedules: added by orchestration.serve_run_starts.
             },
             timeout=API_FUNCTION_TIMEOUT,
             memory_size=1024,
@@ -128,30 +121,11 @@ class Api(Construct):
         data.grant_items(self.function, API_TABLE_ACTIONS, partitions=None, index=True)
         # Webhook secrets are encrypted (new definitions, rotation) and decrypted (callback signatures).
         data.secrets_key.grant(fn, "kms:Encrypt", "kms:Decrypt")
-        orchestration.state_machine.grant_start_execution(fn)
+        orchestration.serve_run_starts(self.function, settings)
         orchestration.state_machine.grant_execution(fn, "states:StopExecution")
         # The callback and cancels end the wait of a run's execution.
         self.task_response = task_response_policy(
             self, "ApiTaskResponsePolicy", self.function, ["states:SendTaskSuccess"]
-        )
-        fn.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["scheduler:CreateSchedule", "scheduler:DeleteSchedule"],
-                resources=[
-                    stack.format_arn(
-                        service="scheduler",
-                        resource="schedule",
-                        resource_name=f"{orchestration.schedule_group_name}/*",
-                    )
-                ],
-            )
-        )
-        fn.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=[orchestration.scheduler_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
-            )
         )
 
         integration = integrations.HttpLambdaIntegration(
@@ -207,7 +181,6 @@ class Api(Construct):
             [
                 nag.table_key_use(),
                 nag.run_executions("states:StopExecution"),
-                nag.run_schedules("scheduler:CreateSchedule/DeleteSchedule"),
             ],
             apply_to_children=True,
         )

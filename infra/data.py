@@ -2,7 +2,8 @@
 
 Table access is granted per function: only the item actions its code calls, and, for every function but
 the API, only in the partitions it works in (a `dynamodb:LeadingKeys` allow-list). Identity items live in
-partitions of their own (`APIKEY#`, `IDENTITY#`), which only the API may reach.
+partitions of their own (`APIKEY#`, `IDENTITY#`), which only the API may write; the schedule fire function
+reads `IDENTITY#` (a definition's creator and its role), and no other function reaches them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ TTL_ATTRIBUTE = "expires_at"
 # Partition key prefixes (see the `store` modules of functions/ksflow).
 RUN_PARTITIONS = ("RUN#",)
 TENANT_PARTITIONS = ("TENANT#",)
+# A definition's idempotency and webhook claims.
+DEFINITION_PARTITIONS = ("WORKFLOWDEF#",)
+IDENTITY_PARTITIONS = ("IDENTITY#",)
 
 READ_ACTIONS = frozenset({"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"})
 # Reads decrypt with the table key; writes also have DynamoDB encrypt new data under it.

@@ -198,6 +198,18 @@ class Documents(Construct):
         NagSuppressions.add_resource_suppressions(reader.role, [nag.run_snapshots("s3:GetObject")],
                                                   apply_to_children=True)
 
+    def serve_run_snapshot_writes(self, writer: KsflowFunction) -> None:
+        """Lets a function that invokes definitions (other than the API) keep and remove large run snapshots."""
+        self.serve_run_snapshots(writer)
+        writer.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:PutObject", "s3:DeleteObject"],
+                                resources=[self.bucket.arn_for_objects(RUN_SNAPSHOT_OBJECTS)])
+        )
+        # PutObject under SSE-KMS has S3 generate a data key on the caller's behalf.
+        self.key.grant(writer.function, "kms:GenerateDataKey")
+        NagSuppressions.add_resource_suppressions(writer.role, [nag.run_snapshots("s3:PutObject/DeleteObject")],
+                                                  apply_to_children=True)
+
 
 AUTO_DELETE_PROVIDER_ID = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
 AUTO_DELETE_PROVIDER = (

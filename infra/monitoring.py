@@ -103,6 +103,9 @@ class Monitoring(Construct):
         self._alarm("TableThrottles", throttles, 1, "DynamoDB throttled requests to the table")
         self._alarm("RunsExpired", self._runs_failed("expiry"), 1,
                     "A run was failed by its expiry schedule: its execution never ended it (crash or lost event)")
+        self._alarm("ScheduleOccurrencesFailed", self._metric("ScheduleOccurrencesFailed"), 1,
+                    "A scheduled definition could not run an occurrence (a reference gone, the runner removed); "
+                    "the definition shows it as last_schedule_error")
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=settings.stack_name)
         self.dashboard.add_widgets(

@@ -10,6 +10,11 @@ _RUN_SCHEDULES = RegexAppliesTo(
     "schedule\\/<OrchestrationRunScheduleGroup[0-9A-F]{8}>\\/\\*$/g"
 )
 
+_DEFINITION_SCHEDULES = RegexAppliesTo(
+    regex="/^Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:"
+    "schedule\\/<SchedulesDefinitionScheduleGroup[0-9A-F]{8}>\\/\\*$/g"
+)
+
 
 def _executions_of(state_machine_logical_id: str) -> RegexAppliesTo:
     return RegexAppliesTo(
@@ -45,6 +50,17 @@ def run_schedules(actions: str) -> NagPackSuppression:
             "them to schedules inside the ksflow run schedule group."
         ),
         applies_to=[_RUN_SCHEDULES],
+    )
+
+
+def definition_schedules(actions: str) -> NagPackSuppression:
+    return NagPackSuppression(
+        id="AwsSolutions-IAM5",
+        reason=(
+            f"{actions} on the schedules of workflow definitions, named after definition ids unknown at deploy "
+            "time; the ARN pins them to schedules inside the ksflow definition schedule group."
+        ),
+        applies_to=[_DEFINITION_SCHEDULES],
     )
 
 

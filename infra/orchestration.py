@@ -65,7 +65,7 @@ class Orchestration(Construct):
         # --- Per-run expiry schedules (created by the API, one `at(...)` schedule per run) ---
         self.schedule_group = scheduler.CfnScheduleGroup(self, "RunScheduleGroup")
         self.schedule_group_name = self.schedule_group.ref
-        schedules_arn = stack.format_arn(
+        self.schedules_arn = stack.format_arn(
             service="scheduler", resource="schedule", resource_name=f"{self.schedule_group_name}/*"
         )
         self.scheduler_dlq = dead_letter_queue(self, "ExpiryScheduleDeadLetterQueue", settings, "expiry schedules")
@@ -122,7 +122,7 @@ class Orchestration(Construct):
         for fn in (self.dispatcher, self.run_failure, self.reconcile):
             fn.add_environment("SCHEDULER_GROUP_NAME", self.schedule_group_name)
             fn.role.add_to_principal_policy(
-                iam.PolicyStatement(actions=["scheduler:DeleteSchedule"], resources=[schedules_arn])
+                iam.PolicyStatement(actions=["scheduler:DeleteSchedule"], resources=[self.schedules_arn])
             )
 
         # --- The run state machine, defined by the ASL file the local stack also runs ---
@@ -207,6 +207,35 @@ class Orchestration(Construct):
         )
         NagSuppressions.add_resource_suppressions(
             self.expiry.role, [nag.run_executions("states:StopExecution")], apply_to_children=True
+        )
+
+    def serve_run_starts(self, starter: KsflowFunction, settings: EnvironmentSettings) -> None:
+        """What a function that invokes definitions needs: it creates each run's expiry schedule (and
+        deletes it again when the run cannot be written or started) and starts the run's execution."""
+        for key, value in {
+            "RUN_STATE_MACHINE_ARN": self.state_machine_arn,
+            "SCHEDULER_GROUP_NAME": self.schedule_group_name,
+            "SCHEDULER_ROLE_ARN": self.scheduler_role.role_arn,
+            "SCHEDULER_DLQ_ARN": self.scheduler_dlq.queue_arn,
+            "EXPIRY_FUNCTION_ARN": self.expiry.function_arn,
+            "EXPIRY_GRACE_SECONDS": str(settings.expiry_grace_seconds),
+        }.items():
+            starter.add_environment(key, value)
+        self.state_machine.grant_start_execution(starter.function)
+        starter.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["scheduler:CreateSchedule", "scheduler:DeleteSchedule"], resources=[self.schedules_arn]
+            )
+        )
+        starter.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.scheduler_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+            )
+        )
+        NagSuppressions.add_resource_suppressions(
+            starter.role, [nag.run_schedules("scheduler:CreateSchedule/DeleteSchedule")], apply_to_children=True
         )
 
     def _run_task(

@@ -16,6 +16,7 @@ from infra.documents import Documents
 from infra.lambda_asset import lambda_code
 from infra.monitoring import Monitoring
 from infra.orchestration import Orchestration
+from infra.schedules import Schedules
 from infra.settings import bundle_dependencies, environment_settings
 from ksflow import catalog
 
@@ -46,6 +47,9 @@ class KsflowStack(Stack):
         )
         self.api = Api(self, "Api", settings=settings, data=self.data, orchestration=self.orchestration, code=code)
         self.documents.serve_api(self.api.function)
+        self.schedules = Schedules(self, "Schedules", settings=settings, data=self.data,
+                                   orchestration=self.orchestration, documents=self.documents, code=code)
+        self.schedules.serve_api(self.api.function)
         for reader in (self.api.function, self.orchestration.dispatcher):
             self.documents.serve_run_snapshots(reader)
         # Callback URLs handed to runners point at the public API. Only the API resource's id is
@@ -64,6 +68,7 @@ class KsflowStack(Stack):
                 "Reconcile": self.orchestration.reconcile.function,
                 "Ingest": self.documents.ingest.function,
                 "IngestionFailure": self.documents.ingestion_failure.function,
+                "ScheduleFire": self.schedules.fire.function,
             },
             state_machines={
                 "RunStateMachine": self.orchestration.state_machine,
@@ -74,6 +79,8 @@ class KsflowStack(Stack):
                 "ExecutionStatusRule": self.orchestration.reconcile_dlq,
                 "ExpiryFailedInvocations": self.orchestration.expiry_failures,
                 "ReconcileFailedInvocations": self.orchestration.reconcile_failures,
+                "DefinitionSchedules": self.schedules.dead_letter_queue,
+                "ScheduleFireFailedInvocations": self.schedules.fire_failures,
             },
             table=self.data.table,
             settings=settings,

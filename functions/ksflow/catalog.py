@@ -18,6 +18,7 @@ HANDLERS = {
     "Reconcile": "ksflow.orchestration.reconcile.lambda_handler",
     "Ingest": "ksflow.ingestion.pipeline.lambda_handler",
     "IngestionFailure": "ksflow.ingestion.failure.lambda_handler",
+    "ScheduleFire": "ksflow.schedules.fire.lambda_handler",
 }
 
 RUN_STATE_MACHINE_FILE = "run_workflow.asl.json"

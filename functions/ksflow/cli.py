@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 DEFAULT_RUNNER_SECRET_ENV = "KSFLOW_WEBHOOK_SECRET"
@@ -75,8 +76,45 @@ def api_key_argument(value: str) -> str:
     return value
 
 
+def occurrence_argument(value: str) -> datetime:
+    """An ISO 8601 time; without an offset it is UTC, as Scheduler's scheduled times are."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected an ISO 8601 time, e.g. 2025-03-30T09:00:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _fire_schedule(definition_id: str, at: datetime | None) -> None:
+    """Invoke the definition's schedule target with its input for one occurrence, as Scheduler does."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from ksflow import clock
+    from ksflow.config import settings
+    from ksflow.local import scheduler
+    from ksflow.schedules.scheduler import schedule_name
+
+    try:
+        schedule = boto3.client("scheduler").get_schedule(Name=schedule_name(definition_id),
+                                                          GroupName=settings().schedule_group_name)
+    except ClientError as error:
+        sys.exit(f"Definition {definition_id} has no schedule ({error.response['Error']['Message']})")
+    # Scheduler fires on the minute; firing twice within one minute is one occurrence.
+    occurrence = at or clock.now().replace(second=0, microsecond=0)
+    try:
+        result = scheduler.fire(boto3.client("lambda"), schedule["Target"], occurrence, wait=True)
+    except scheduler.TargetFailed as error:
+        sys.exit(f"The schedule's target failed: {error}")
+    print(json.dumps({"definition_id": definition_id, "scheduled_time": scheduler.scheduled_time(occurrence),
+                      **result}))
+
+
 def _admin(args: argparse.Namespace) -> None:
     _target_aws(args)
+    if args.admin_command == "fire-schedule":
+        _fire_schedule(args.definition_id, args.at)
+        return
     from ksflow.identity import store
     from ksflow.identity.models import Role
 
@@ -121,6 +159,12 @@ def _parser() -> argparse.ArgumentParser:
     user.add_argument("--tenant-id", required=True)
     user.add_argument("--email", required=True)
     user.add_argument("--role", required=True, choices=["OWNER", "ADMIN", "USER"])
+    fire = admin_commands.add_parser(
+        "fire-schedule", help="fire one occurrence of a scheduled definition through its schedule's target, as "
+                              "Scheduler does (the same occurrence twice makes one run)")
+    fire.add_argument("--definition-id", required=True)
+    fire.add_argument("--at", type=occurrence_argument,
+                      help="the occurrence, ISO 8601 (default: now, to the minute; UTC without an offset)")
 
     runner = commands.add_parser("example-runner", help="run a self-hosted runner that verifies and calls back")
     runner.add_argument("--host", default="127.0.0.1")

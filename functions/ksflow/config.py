@@ -24,6 +24,10 @@ class Settings:
     expiry_grace_seconds: int
     documents_bucket: str
     ingestion_state_machine_arn: str
+    schedule_group_name: str
+    schedule_function_arn: str
+    schedule_role_arn: str
+    schedule_dlq_arn: str
 
 
 def settings() -> Settings:
@@ -42,4 +46,9 @@ def settings() -> Settings:
         expiry_grace_seconds=int(env("EXPIRY_GRACE_SECONDS", "60")),
         documents_bucket=env("DOCUMENTS_BUCKET", ""),
         ingestion_state_machine_arn=env("INGESTION_STATE_MACHINE_ARN", ""),
+        # The recurring schedules of scheduled definitions, apart from the per-run expiry schedules.
+        schedule_group_name=env("SCHEDULE_GROUP_NAME", "ksflow-schedules"),
+        schedule_function_arn=env("SCHEDULE_FUNCTION_ARN", ""),
+        schedule_role_arn=env("SCHEDULE_ROLE_ARN", ""),
+        schedule_dlq_arn=env("SCHEDULE_DLQ_ARN", ""),
     )

@@ -40,12 +40,13 @@ def test_expiry_schedule_fails_a_stranded_run_after_its_deadline(aws_env: dict[s
     assert [s["Name"] for s in schedules] == [f"run-expiry-{stranded_run['id']}"]
 
     now = datetime.now(UTC)
-    assert scheduler.fire_due_schedules(client, boto3.client("lambda"), group, now) == 0
+    local_scheduler = scheduler.LocalScheduler(client, boto3.client("lambda"), [group])
+    assert local_scheduler.fire_due_schedules(now) == 0
     assert _status(tenant, stranded_run["id"])["status"] == "PENDING"
 
     time.sleep(1.1)  # past the deadline; the schedule itself is due a grace second later
     later = now + timedelta(seconds=1 + 2)
-    assert scheduler.fire_due_schedules(client, boto3.client("lambda"), group, later) == 1
+    assert local_scheduler.fire_due_schedules(later) == 1
     run = _status(tenant, stranded_run["id"])
     assert run["status"] == "FAILED"
     assert "exceeded its time limit of 1 seconds" in run["error"]

@@ -23,6 +23,7 @@ HANDLERS = {
     "reconcile": "ksflow.orchestration.reconcile.lambda_handler",
     "ingest": "ksflow.ingestion.pipeline.lambda_handler",
     "ingestion_failure": "ksflow.ingestion.failure.lambda_handler",
+    "schedule_fire": "ksflow.schedules.fire.lambda_handler",
 }
 
 # Every function: its logs' and metrics' service, its metrics namespace, and no responses in traces.
@@ -43,6 +44,10 @@ ENVIRONMENT = {
         "EXPIRY_GRACE_SECONDS",
         "DOCUMENTS_BUCKET",
         "INGESTION_STATE_MACHINE_ARN",
+        "SCHEDULE_GROUP_NAME",
+        "SCHEDULE_FUNCTION_ARN",
+        "SCHEDULE_ROLE_ARN",
+        "SCHEDULE_DLQ_ARN",
     },
     "dispatcher": {"TABLE_NAME", "KMS_KEY_ID", "PUBLIC_API_URL", "ALLOW_LOOPBACK_RUNNERS", "SCHEDULER_GROUP_NAME",
                    "DOCUMENTS_BUCKET"},
@@ -51,6 +56,9 @@ ENVIRONMENT = {
     "reconcile": {"TABLE_NAME", "SCHEDULER_GROUP_NAME"},
     "ingest": {"TABLE_NAME", "DOCUMENTS_BUCKET"},
     "ingestion_failure": {"TABLE_NAME"},
+    "schedule_fire": {"TABLE_NAME", "RUN_STATE_MACHINE_ARN", "SCHEDULER_GROUP_NAME", "SCHEDULER_ROLE_ARN",
+                      "SCHEDULER_DLQ_ARN", "EXPIRY_FUNCTION_ARN", "EXPIRY_GRACE_SECONDS", "DOCUMENTS_BUCKET",
+                      "SCHEDULE_GROUP_NAME"},
 }
 
 
@@ -115,14 +123,29 @@ def allowed(statements: list[dict[str, Any]], action: str) -> list[Any]:
     return resources
 
 
-def scheduler_role(template: Template) -> tuple[str, dict[str, Any]]:
+def schedule_group(template: Template, construct: str) -> str:
+    """The run expiry (`OrchestrationRunScheduleGroup`) or definition (`SchedulesDefinitionScheduleGroup`) group."""
+    found = [k for k in template.find_resources("AWS::Scheduler::ScheduleGroup") if k.startswith(construct)]
+    assert len(found) == 1, f"expected one {construct}, found {found}"
+    return found[0]
+
+
+def run_schedule_group(template: Template) -> str:
+    return schedule_group(template, "OrchestrationRunScheduleGroup")
+
+
+def scheduler_role(template: Template, group_id: str) -> tuple[str, dict[str, Any]]:
+    """The role Scheduler assumes for the schedules of one group (its trust names that group)."""
     return only(
         template,
         "AWS::IAM::Role",
         {
             "Properties": {
                 "AssumeRolePolicyDocument": {
-                    "Statement": [Match.object_like({"Principal": {"Service": "scheduler.amazonaws.com"}})]
+                    "Statement": [Match.object_like({
+                        "Principal": {"Service": "scheduler.amazonaws.com"},
+                        "Condition": Match.object_like({"ArnEquals": {"aws:SourceArn": arn_of(group_id)}}),
+                    })]
                 }
             }
         },
@@ -274,18 +297,31 @@ def test_api_function_permissions(dev: Synth) -> None:
     # The callback and cancels answer a run's task token; only the dispatcher ever fails one.
     assert allowed(statements, "states:SendTaskSuccess") == ["*"]
     assert not allowed(statements, "states:SendTaskFailure")
+    run_group_id = run_schedule_group(dev.template)
+    definition_group_id = schedule_group(dev.template, "SchedulesDefinitionScheduleGroup")
     for action in ("scheduler:CreateSchedule", "scheduler:DeleteSchedule"):
-        [schedules] = allowed(statements, action)
-        assert ":schedule/" in json.dumps(schedules)
-    scheduler_role_id, _ = scheduler_role(dev.template)
-    [pass_role] = [s for s in statements if s["Action"] == "iam:PassRole"]
-    assert pass_role["Resource"] == arn_of(scheduler_role_id)
-    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+        assert sorted(_schedule_groups(allowed(statements, action))) == sorted([run_group_id, definition_group_id])
+    for action in ("scheduler:UpdateSchedule", "scheduler:GetSchedule"):
+        assert _schedule_groups(allowed(statements, action)) == [definition_group_id]
+    assert sorted(map(json.dumps, allowed(statements, "iam:PassRole"))) == sorted(
+        json.dumps(arn_of(scheduler_role(dev.template, group)[0])) for group in (run_group_id, definition_group_id))
+    for pass_role in [s for s in statements if s["Action"] == "iam:PassRole"]:
+        assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
     secrets_key = api["Properties"]["Environment"]["Variables"]["KMS_KEY_ID"]
     assert secrets_key != table_key(dev.template)
     for action in ("kms:Encrypt", "kms:Decrypt"):
         assert secrets_key in allowed(statements, action)
     assert secrets_key not in allowed(statements, "kms:GenerateDataKey")
+
+
+def _schedule_groups(schedule_arns: list[Any]) -> list[str]:
+    """The schedule group of each `.../schedule/<group>/*` ARN."""
+    groups = []
+    for arn in schedule_arns:
+        text = json.dumps(arn)
+        assert ":schedule/" in text and text.endswith('/*"]]}'), text
+        groups.append(arn["Fn::Join"][1][-2]["Ref"])
+    return groups
 
 
 def test_dispatcher_task_response_policy_avoids_a_cycle(dev: Synth) -> None:
@@ -323,9 +359,8 @@ def test_dispatcher_task_response_policy_avoids_a_cycle(dev: Synth) -> None:
 @pytest.mark.parametrize("name", ["dispatcher", "run_failure", "reconcile"])
 def test_functions_that_fail_runs_may_delete_run_schedules(dev: Synth, name: str) -> None:
     statements = role_statements(dev.template, function_role(dev.template, name))
-    [schedules] = allowed(statements, "scheduler:DeleteSchedule")
-    group_id, _ = only(dev.template, "AWS::Scheduler::ScheduleGroup")
-    assert ":schedule/" in json.dumps(schedules) and group_id in json.dumps(schedules)
+    group_id = run_schedule_group(dev.template)
+    assert _schedule_groups(allowed(statements, "scheduler:DeleteSchedule")) == [group_id]
     assert not allowed(statements, "scheduler:CreateSchedule")
     _, fn = function(dev.template, name)
     assert fn["Properties"]["Environment"]["Variables"]["SCHEDULER_GROUP_NAME"] == ref(group_id)
@@ -392,8 +427,8 @@ def test_state_machine_definition(dev: Synth) -> None:
 
 
 def test_scheduler_group_role_and_dead_letter_queue(dev: Synth) -> None:
-    group_id, _ = only(dev.template, "AWS::Scheduler::ScheduleGroup")
-    role_id, role = scheduler_role(dev.template)
+    group_id = run_schedule_group(dev.template)
+    role_id, role = scheduler_role(dev.template, group_id)
     [trust] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
@@ -495,7 +530,7 @@ def test_outputs(dev: Synth) -> None:
 def test_every_log_group_has_retention_and_the_logs_key(request: pytest.FixtureRequest, env_fixture: str) -> None:
     synth: Synth = request.getfixturevalue(env_fixture)
     log_groups = synth.template.find_resources("AWS::Logs::LogGroup")
-    assert len(log_groups) == 10  # seven functions, two state machines, API access logs
+    assert len(log_groups) == 11  # eight functions, two state machines, API access logs
     assert all("RetentionInDays" in lg["Properties"] for lg in log_groups.values())
     [key_id] = {lg["Properties"]["KmsKeyId"]["Fn::GetAtt"][0] for lg in log_groups.values()}
     key = synth.template.to_json()["Resources"][key_id]

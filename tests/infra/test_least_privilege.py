@@ -15,18 +15,27 @@ from tests.infra.conftest import Synth
 from tests.infra.test_infra_stack import HANDLERS, arn_of, as_list, function_role, role_statements
 
 READ_WRITE_ITEMS = {"dynamodb:GetItem", "dynamodb:UpdateItem"}
-# Table actions and LeadingKeys allow-list per function; None: every partition (the API serves them all).
-TABLE_ACCESS: dict[str, tuple[set[str], list[str] | None]] = {
-    "api": ({"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem",
-             "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}, None),
-    "dispatcher": (READ_WRITE_ITEMS, ["RUN#*"]),
-    "run_failure": (READ_WRITE_ITEMS, ["RUN#*"]),
-    "expiry": (READ_WRITE_ITEMS, ["RUN#*"]),
-    "reconcile": ({"dynamodb:UpdateItem"}, ["RUN#*"]),
-    "ingest": ({"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem",
-                "dynamodb:ConditionCheckItem"}, ["TENANT#*"]),
-    "ingestion_failure": ({"dynamodb:UpdateItem"}, ["TENANT#*"]),
+# Table statements (actions, LeadingKeys allow-list) per function; None: every partition (the API serves them all).
+TABLE_ACCESS: dict[str, list[tuple[set[str], list[str] | None]]] = {
+    "api": [({"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem",
+              "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}, None)],
+    "dispatcher": [(READ_WRITE_ITEMS, ["RUN#*"])],
+    "run_failure": [(READ_WRITE_ITEMS, ["RUN#*"])],
+    "expiry": [(READ_WRITE_ITEMS, ["RUN#*"])],
+    "reconcile": [({"dynamodb:UpdateItem"}, ["RUN#*"])],
+    "ingest": [({"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem",
+                 "dynamodb:ConditionCheckItem"}, ["TENANT#*"])],
+    "ingestion_failure": [({"dynamodb:UpdateItem"}, ["TENANT#*"])],
+    # Invokes definitions as their creator: reads that creator's user item, writes no identity item.
+    "schedule_fire": [
+        ({"dynamodb:GetItem", "dynamodb:BatchGetItem"}, ["TENANT#*", "WORKFLOWDEF#*", "IDENTITY#*", "RUN#*"]),
+        ({"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"},
+         ["TENANT#*", "WORKFLOWDEF#*", "RUN#*"]),
+    ],
 }
+# Functions besides the API that may read users (never keys): their role decides what a definition can reach.
+IDENTITY_READERS = {"schedule_fire"}
+READ_ACTIONS = {"dynamodb:GetItem", "dynamodb:BatchGetItem"}
 IDENTITY_SORT_KEYS = ("USER#", "USERKEY#", "APIKEY")
 
 
@@ -47,16 +56,15 @@ def _leading_keys(statement: dict[str, Any]) -> list[str] | None:
 
 @pytest.mark.parametrize("name", sorted(TABLE_ACCESS))
 def test_table_actions_and_partitions_per_function(dev: Synth, name: str) -> None:
-    actions, partitions = TABLE_ACCESS[name]
-    [statement] = _table_statements(dev, name)
-    assert set(as_list(statement["Action"])) == actions
-    assert _leading_keys(statement) == partitions
+    statements = _table_statements(dev, name)
+    assert sorted((sorted(as_list(s["Action"])), _leading_keys(s)) for s in statements) == sorted(
+        (sorted(actions), partitions) for actions, partitions in TABLE_ACCESS[name])
     table_id, _ = next(iter(dev.template.find_resources("AWS::DynamoDB::Table").items()))
-    resources = as_list(statement["Resource"])
     # Only the API queries the index, and only gsi1 by name (no index/* wildcard).
     expected = [arn_of(table_id)] + (
         [{"Fn::Join": ["", [arn_of(table_id), "/index/gsi1"]]}] if name == "api" else [])
-    assert resources == expected
+    for statement in statements:
+        assert as_list(statement["Resource"]) == expected
 
 
 def test_no_role_scans_or_holds_a_dynamodb_wildcard(dev: Synth) -> None:
@@ -81,14 +89,25 @@ def test_table_key_is_usable_only_through_dynamodb(dev: Synth, name: str) -> Non
 
 
 def test_identity_items_lie_outside_every_allow_list(dev: Synth, tenant: CreatedTenant) -> None:
-    """Users and keys, as the code writes them, are in no partition a function other than the API may reach."""
-    patterns = [p for name in TABLE_ACCESS if name != "api"
-                for statement in _table_statements(dev, name) for p in _leading_keys(statement) or []]
-    assert patterns
+    """Users and keys, as the code writes them, are in no partition a function other than the API may write.
+
+    Only IDENTITY_READERS may read the identity partition (a definition's creator); API keys stay out of reach.
+    """
+    writable: list[str] = []
+    readable: dict[str, list[str]] = {}
+    for name in TABLE_ACCESS.keys() - {"api"}:
+        for statement in _table_statements(dev, name):
+            reads_only = READ_ACTIONS.issuperset(as_list(statement["Action"]))
+            (readable.setdefault(name, []) if reads_only else writable).extend(_leading_keys(statement) or [])
+    assert writable and readable.keys() >= IDENTITY_READERS
     items = aws.table(settings().table_name).scan()["Items"]
     identity = [item for item in items if str(item["sk"]).startswith(IDENTITY_SORT_KEYS)]
     assert {str(item["sk"]).split("#")[0] for item in identity} == {"USER", "USERKEY", "APIKEY"}
     for item in identity:
-        assert not [p for p in patterns if fnmatchcase(item["pk"], p)], item["pk"]
+        assert not [p for p in writable if fnmatchcase(item["pk"], p)], item["pk"]
+        for name, patterns in readable.items():
+            if name in IDENTITY_READERS and item["sk"] != "APIKEY":
+                continue
+            assert not [p for p in patterns if fnmatchcase(item["pk"], p)], (name, item["pk"])
     # The tenant's knowledge base (its root folder) stays where ingestion may reach it.
     assert any(fnmatchcase(item["pk"], "TENANT#*") for item in items if str(item["sk"]).startswith("PATHPART#"))

@@ -94,8 +94,9 @@ def test_failed_and_timed_out_executions_alarm_but_aborted_ones_do_not(dev: Synt
 def test_every_dead_letter_queue_alarms_at_its_first_message(dev: Synth) -> None:
     queues = dev.template.find_resources("AWS::SQS::Queue")
     depth = _by_metric(dev, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
-    # expiry schedules, the execution status rule, and the expiry and reconcile functions' failures
-    assert len(depth) == len(queues) == 4
+    # expiry and definition schedules, the execution status rule, and the expiry, reconcile and schedule
+    # fire functions' failures
+    assert len(depth) == len(queues) == 6
     assert all(alarm["Threshold"] == 1 for alarm in depth)
 
 

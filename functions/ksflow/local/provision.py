@@ -1,7 +1,9 @@
 """Create ksflow's AWS resources on moto: the local counterpart of the CDK stack.
 
 Resource shapes (table keys, handlers, ASL) come from the same sources CDK uses; only
-what CDK adds for production (alarms, IAM scoping, log retention) is left out.
+what CDK adds for production (alarms, IAM scoping, log retention) is left out. The
+Scheduler groups, roles and dead-letter queue exist so schedules are created as in AWS;
+`scheduler` (the emulator) fires them.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from ksflow import catalog
 
 TABLE_NAME = "ksflow"
 SCHEDULER_GROUP = "ksflow-runs"
+DEFINITION_SCHEDULE_GROUP = "ksflow-schedules"
+DEFINITION_SCHEDULE_DLQ = "ksflow-definition-schedules-dlq"
 DOCUMENTS_BUCKET = "ksflow-documents"
 SECRETS_KEY_ALIAS = "alias/ksflow-webhook-secrets"
 DOCUMENTS_KEY_ALIAS = "alias/ksflow-documents"
 FUNCTION_TIMEOUTS = {"Api": 30, "Dispatcher": 120, "RunFailure": 30, "Expiry": 30, "Reconcile": 30, "Ingest": 300,
-                     "IngestionFailure": 30}
+                     "IngestionFailure": 30, "ScheduleFire": 30}
 
 
 def _placeholder_code() -> bytes:
@@ -76,15 +80,20 @@ def _state_machine(sfn: Any, name: str, file_name: str, substitutions: dict[str,
     return arn
 
 
+def _role(iam: Any, name: str) -> str:
+    arn: str = iam.create_role(
+        RoleName=name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )["Role"]["Arn"]
+    return arn
+
+
 def provision(session: boto3.Session | None = None, *, allow_loopback_runners: bool,
               public_api_url: str, expiry_grace_seconds: int = 60) -> dict[str, str]:
     """Create every resource; returns the environment the handlers read their settings from."""
     session = session or boto3.Session()
     iam, kms, lam = session.client("iam"), session.client("kms"), session.client("lambda")
     sfn, scheduler = session.client("stepfunctions"), session.client("scheduler")
-    role_arn = iam.create_role(
-        RoleName="ksflow-local", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-    )["Role"]["Arn"]
+    role_arn = _role(iam, "ksflow-local")
     key_id = kms_key(kms, SECRETS_KEY_ALIAS, "ksflow webhook secrets")
     create_table(session.client("dynamodb"))
     create_documents_bucket(session.client("s3"), kms)
@@ -100,6 +109,10 @@ def provision(session: boto3.Session | None = None, *, allow_loopback_runners: b
     ingestion_machine_arn = _state_machine(sfn, "ksflow-ingestion", catalog.INGESTION_STATE_MACHINE_FILE,
                                            catalog.INGESTION_STATE_MACHINE_SUBSTITUTIONS, arns, role_arn)
     scheduler.create_schedule_group(Name=SCHEDULER_GROUP)
+    scheduler.create_schedule_group(Name=DEFINITION_SCHEDULE_GROUP)
+    sqs = session.client("sqs")
+    dlq_url = sqs.create_queue(QueueName=DEFINITION_SCHEDULE_DLQ)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return {
         "TABLE_NAME": TABLE_NAME,
         "KMS_KEY_ID": key_id,
@@ -112,4 +125,8 @@ def provision(session: boto3.Session | None = None, *, allow_loopback_runners: b
         "EXPIRY_GRACE_SECONDS": str(expiry_grace_seconds),
         "DOCUMENTS_BUCKET": DOCUMENTS_BUCKET,
         "INGESTION_STATE_MACHINE_ARN": ingestion_machine_arn,
+        "SCHEDULE_GROUP_NAME": DEFINITION_SCHEDULE_GROUP,
+        "SCHEDULE_FUNCTION_ARN": arns["ScheduleFire"],
+        "SCHEDULE_ROLE_ARN": _role(iam, "ksflow-local-definition-schedules"),
+        "SCHEDULE_DLQ_ARN": dlq_arn,
     }

@@ -5,7 +5,8 @@ A run with time left is dispatched again: it goes back to PENDING without its st
 token, its execution is started afresh (execution names are per run, and the new moto has
 none) and its expiry schedule is recreated. A run whose deadline passed is failed with the
 reason. An open ingestion's execution is started again; its tasks take over the record
-because they belong to the same execution name.
+because they belong to the same execution name. Scheduled definitions get their schedule
+back (from now on: occurrences missed while stopped are not made up, as in Scheduler).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from ksflow.ingestion import executions as ingestion_executions
 from ksflow.ingestion.models import OPEN_STATUSES as OPEN_INGESTION_STATUSES
 from ksflow.ingestion.models import Ingestion
 from ksflow.orchestration import executions
+from ksflow.schedules import scheduler
+from ksflow.schedules.recurrence import Cadence
 from ksflow.workflows import run_store
-from ksflow.workflows.models import EndedBy, RunStatus, WorkflowRun
+from ksflow.workflows.models import EndedBy, RunStatus, WorkflowDefinition, WorkflowRun
 
 DEADLINE_PASSED = "The local stack stopped while the run was open and its deadline passed"
 
@@ -35,14 +38,18 @@ class Resumed:
     redispatched: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     ingestions: list[str] = field(default_factory=list)
+    schedules: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.redispatched or self.failed or self.ingestions)
+        return bool(self.redispatched or self.failed or self.ingestions or self.schedules)
 
 
 def _open_items() -> list[dict[str, Any]]:
+    """Open runs and ingestions, and scheduled definitions."""
     statuses = [*run_store.OPEN_STATUSES, *(status.value for status in OPEN_INGESTION_STATUSES)]
-    query: dict[str, Any] = {"FilterExpression": Attr("status").is_in(statuses), "ConsistentRead": True}
+    query: dict[str, Any] = {"FilterExpression": Attr("status").is_in(statuses)
+                             | Attr("schedule_cadence").is_in([cadence.value for cadence in Cadence]),
+                             "ConsistentRead": True}
     items: list[dict[str, Any]] = []
     while True:
         page = aws.table(settings().table_name).scan(**query)
@@ -90,4 +97,9 @@ def resume_open_work() -> Resumed:
             ingestion = Ingestion.model_validate(item)
             ingestion_executions.start(ingestion)
             resumed.ingestions.append(ingestion.workflow_id)
+        elif item["sk"].startswith("WORKFLOWDEF#"):
+            definition = WorkflowDefinition.model_validate(item)
+            if definition.schedule is not None:
+                scheduler.put(definition.tenant_id, definition.id, definition.schedule, enabled=definition.is_active)
+                resumed.schedules.append(definition.id)
     return resumed

@@ -157,7 +157,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, moto_port: int | None = Non
     stack_file = _write_local_files(api_url, tenant, table_name)
 
     stop = threading.Event()
-    scheduler.start(boto3.client("scheduler"), boto3.client("lambda"), env["SCHEDULER_GROUP_NAME"], stop)
+    scheduler.start(boto3.client("scheduler"), boto3.client("lambda"),
+                    [env["SCHEDULER_GROUP_NAME"], env["SCHEDULE_GROUP_NAME"]], stop)
     threading.Thread(target=server.serve_forever, name="gateway", daemon=True).start()
     resumed = resume.resume_open_work() if data else None
     if data:
@@ -172,7 +173,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, moto_port: int | None = Non
     print(f"ksflow is serving {api_url} (AWS emulated by moto; {mode})")
     if resumed:
         print(f"Open at the last stop: {len(resumed.redispatched)} run(s) dispatched again, "
-              f"{len(resumed.failed)} failed (deadline passed), {len(resumed.ingestions)} ingestion(s) restarted")
+              f"{len(resumed.failed)} failed (deadline passed), {len(resumed.ingestions)} ingestion(s) restarted, "
+              f"{len(resumed.schedules)} definition schedule(s) recreated")
     print(f"Demo tenant {tenant.tenant_id}: API key {tenant.api_key}")
     print(f"Root folder path part: {tenant.root_path_part_id}; credentials written to {CREDENTIALS_FILE}")
     print("Press Ctrl-C to stop.", flush=True)

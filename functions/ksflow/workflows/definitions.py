@@ -3,6 +3,11 @@
 Item: `TENANT#{tenant_id}` / `WORKFLOWDEF#{definition_id}` (`WorkflowDefinition`), plus
 `run_count`, the number of its runs, and `runs_created`, the number ever created, both kept
 exact by the run writes in `run_store`.
+
+A scheduled definition has one Scheduler schedule. Create and PUT change the schedule first
+and the item second, putting the schedule back if the item write fails, so a definition never
+points at a missing schedule. Delete removes the item first, then the schedule; a schedule
+left behind by a failure there is removed by its own next occurrence (`schedules.fire`).
 """
 
 from __future__ import annotations
@@ -21,8 +26,14 @@ from ksflow.identity import store as identity
 from ksflow.identity.models import Principal
 from ksflow.knowledge import store as knowledge
 from ksflow.knowledge.models import PartType
+from ksflow.observability import logger
+from ksflow.schedules import scheduler
+from ksflow.schedules.models import ScheduleError, schedule_from_fields
 from ksflow.workflows import run_store, runner_url, secrets
 from ksflow.workflows.models import CreateWorkflowDefinitionRequest, WorkflowDefinition, WorkflowDefinitionResponse
+
+# Kept on the definition by its scheduled occurrences; a PUT leaves them as they are.
+_OCCURRENCE_FIELDS = ("last_schedule_error", "last_scheduled_run_id")
 
 
 def _table() -> Any:
@@ -84,6 +95,8 @@ def _check_runner(request: CreateWorkflowDefinitionRequest) -> None:
 def _build(principal: Principal, request: CreateWorkflowDefinitionRequest, definition_id: str,
            created_by: str, created_at: datetime) -> WorkflowDefinition:
     """Validate a create or full-replacement request into the definition it describes."""
+    schedule = schedule_from_fields(request.schedule_cadence, request.schedule_start_at, request.schedule_timezone,
+                                    request.schedule_overlap)
     _check_runner(request)
     _check_references(principal, created_by, request)
     config = request.runner_config
@@ -100,25 +113,57 @@ def _build(principal: Principal, request: CreateWorkflowDefinitionRequest, defin
         output_path_part_ids=[str(x) for x in request.output_path_part_ids],
         template_path_part_id=str(request.template_path_part_id) if request.template_path_part_id else None,
         is_active=request.is_active, created_by=created_by, created_at=created_at, updated_at=clock.now(),
+        schedule_cadence=schedule.cadence if schedule else None,
+        schedule_start_at=schedule.start_at if schedule else None,
+        schedule_timezone=schedule.timezone if schedule else None,
+        schedule_overlap=request.schedule_overlap,
     )
+
+
+def _sync_schedule(wanted: WorkflowDefinition | None, held: WorkflowDefinition | None) -> None:
+    """Make Scheduler hold the schedule of `wanted` in place of the one `held` had (None: no definition)."""
+    schedule = wanted.schedule if wanted else None
+    if wanted is not None and schedule is not None:
+        try:
+            scheduler.put(wanted.tenant_id, wanted.id, schedule, enabled=wanted.is_active)
+        except scheduler.ScheduleRefused as error:
+            raise Invalid(["body", "schedule_timezone"], f"The scheduler refused this schedule: {error}",
+                          "schedule.refused") from error
+    elif held is not None and held.schedule is not None:
+        scheduler.delete(held.id)
+
+
+def _restore_schedule(wanted: WorkflowDefinition | None, held: WorkflowDefinition) -> None:
+    """Undo a schedule change after the item write failed; the write's own error is what the caller sees."""
+    try:
+        _sync_schedule(wanted, held)
+    except Exception:
+        logger.exception("Schedule not restored", extra={"workflow_definition_id": held.id})
 
 
 def create(principal: Principal, request: CreateWorkflowDefinitionRequest) -> WorkflowDefinition:
     now = clock.now()
     definition = _build(principal, request, str(uuid.uuid4()), principal.user_id, now)
-    _table().put_item(
-        Item={**_key(principal.tenant_id, definition.id), **definition.model_dump(mode="json")},
-        ConditionExpression="attribute_not_exists(pk)",
-    )
+    _sync_schedule(definition, None)
+    try:
+        _table().put_item(
+            Item={**_key(principal.tenant_id, definition.id), **definition.model_dump(mode="json")},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+    except BaseException:
+        _restore_schedule(None, definition)
+        raise
     return definition
 
 
 def replace(principal: Principal, definition_id: str, request: CreateWorkflowDefinitionRequest) -> WorkflowDefinition:
     """PUT: every field is replaced (a runner must be sent again with its secret); run history stays."""
     current = get_visible(principal, definition_id)
-    definition = _build(principal, request, definition_id, current.created_by, current.created_at)
+    definition = _build(principal, request, definition_id, current.created_by, current.created_at).model_copy(
+        update={"last_schedule_error": current.last_schedule_error})
     fields = definition.model_dump(mode="json", exclude={"tenant_id", "id", "created_by", "created_at", "run_count",
-                                                         "runs_created"})
+                                                         "runs_created", *_OCCURRENCE_FIELDS})
+    _sync_schedule(definition, current)
     try:
         _table().update_item(
             Key=_key(principal.tenant_id, definition_id),
@@ -129,7 +174,12 @@ def replace(principal: Principal, definition_id: str, request: CreateWorkflowDef
         )
     except ClientError as error:
         if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            _restore_schedule(None, definition)  # deleted meanwhile: its schedule goes too
             raise NotFound("Workflow definition not found") from error
+        _restore_schedule(current, definition)
+        raise
+    except BaseException:
+        _restore_schedule(current, definition)
         raise
     return definition
 
@@ -185,6 +235,11 @@ def delete(principal: Principal, definition_id: str) -> None:
             raise Conflict("The definition was invoked meanwhile; retry") from error
         raise
     run_store.delete_many(runs)
+    try:
+        _sync_schedule(None, definition)
+    except Exception:
+        logger.exception("Schedule of a deleted definition not removed; its next occurrence removes it",
+                         extra={"workflow_definition_id": definition.id})
 
 
 def _run_counters(tenant_id: str, definition_id: str) -> tuple[int, int]:
@@ -199,6 +254,23 @@ def secret_ciphertext_of(tenant_id: str, definition_id: str) -> str | None:
     item = _table().get_item(Key=_key(tenant_id, definition_id), ConsistentRead=True,
                              ProjectionExpression="secret_ciphertext").get("Item")
     return item.get("secret_ciphertext") if item else None
+
+
+def get(tenant_id: str, definition_id: str) -> WorkflowDefinition | None:
+    """The definition as stored now, for the system's own checks (no visibility rule applies)."""
+    item = _table().get_item(Key=_key(tenant_id, definition_id), ConsistentRead=True).get("Item")
+    return WorkflowDefinition.model_validate(item) if item else None
+
+
+def record_schedule_error(tenant_id: str, definition_id: str, error: ScheduleError) -> None:
+    """Show on the definition why an occurrence made no run; nothing to do if it was deleted meanwhile."""
+    try:
+        _table().update_item(Key=_key(tenant_id, definition_id), UpdateExpression="SET last_schedule_error = :error",
+                             ConditionExpression="attribute_exists(pk)",
+                             ExpressionAttributeValues={":error": error.model_dump(mode="json")})
+    except ClientError as failure:
+        if failure.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
 
 
 def get_visible(principal: Principal, definition_id: str) -> WorkflowDefinition:
@@ -216,8 +288,15 @@ def visible(principal: Principal, item: dict[str, Any] | None) -> WorkflowDefini
     return definition
 
 
+def next_run_at(definition: WorkflowDefinition) -> datetime | None:
+    schedule = definition.schedule
+    return schedule.next_run_after(clock.now()) if schedule is not None and definition.is_active else None
+
+
 def response(definition: WorkflowDefinition) -> WorkflowDefinitionResponse:
     return WorkflowDefinitionResponse.model_validate({
-        **definition.model_dump(exclude={"runner_url", "secret_ciphertext", "run_count", "runs_created"}),
+        **definition.model_dump(exclude={"runner_url", "secret_ciphertext", "run_count", "runs_created",
+                                         "last_scheduled_run_id"}),
         "runner_config": {"url": definition.runner_url} if definition.runner_url else None,
+        "next_run_at": next_run_at(definition),
     })

@@ -7,9 +7,11 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from ksflow.knowledge.models import PartType
+from ksflow.schedules.models import Schedule, ScheduleError, ScheduleOverlap, check_timezone
+from ksflow.schedules.recurrence import Cadence
 from ksflow.workflows import webhooks
 
 
@@ -35,7 +37,13 @@ class EndedBy(StrEnum):
     RECONCILE = "reconcile"
 
 
+class RunTrigger(StrEnum):
+    MANUAL = "MANUAL"
+    SCHEDULE = "SCHEDULE"
+
+
 PathPartIds = Annotated[list[UUID], Field(min_length=1, max_length=20)]
+TimezoneName = Annotated[str, Field(max_length=64), AfterValidator(check_timezone)]
 
 
 class RunnerConfig(BaseModel):
@@ -66,6 +74,10 @@ class CreateWorkflowDefinitionRequest(BaseModel):
     output_path_part_ids: PathPartIds
     template_path_part_id: UUID | None = None
     is_active: bool = True
+    schedule_cadence: Cadence | None = None
+    schedule_start_at: datetime | None = None
+    schedule_timezone: TimezoneName | None = None
+    schedule_overlap: ScheduleOverlap = ScheduleOverlap.SKIP
 
 
 class WorkflowDefinition(BaseModel):
@@ -89,6 +101,20 @@ class WorkflowDefinition(BaseModel):
     updated_at: datetime
     run_count: int = 0
     runs_created: int = 0
+    schedule_cadence: Cadence | None = None
+    schedule_start_at: datetime | None = None
+    schedule_timezone: str | None = None
+    schedule_overlap: ScheduleOverlap = ScheduleOverlap.SKIP
+    # Written by scheduled occurrences, never by create or PUT.
+    last_schedule_error: ScheduleError | None = None
+    last_scheduled_run_id: str | None = None
+
+    @property
+    def schedule(self) -> Schedule | None:
+        if self.schedule_cadence is None or self.schedule_start_at is None:
+            return None
+        return Schedule(cadence=self.schedule_cadence, start_at=self.schedule_start_at,
+                        timezone=self.schedule_timezone or "UTC", overlap=self.schedule_overlap)
 
 
 class WorkflowDefinitionResponse(BaseModel):
@@ -105,6 +131,12 @@ class WorkflowDefinitionResponse(BaseModel):
     is_active: bool
     created_at: datetime
     updated_at: datetime
+    schedule_cadence: Cadence | None
+    schedule_start_at: datetime | None
+    schedule_timezone: str | None
+    schedule_overlap: ScheduleOverlap
+    next_run_at: datetime | None
+    last_schedule_error: ScheduleError | None
 
 
 class PathSnapshot(BaseModel):
@@ -153,6 +185,8 @@ class WorkflowRun(BaseModel):
     idempotency_key: str | None = None
     task_token: str | None = None
     correlation_id: str | None = None
+    trigger: RunTrigger = RunTrigger.MANUAL
+    scheduled_for: datetime | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -192,6 +226,9 @@ class WorkflowRunResponse(BaseModel):
     created_at: datetime
     updated_at: datetime
     workflow_id: str
+    trigger: RunTrigger
+    scheduled_for: datetime | None
+    invoked_by: UUID
 
 
 class CallbackRequest(BaseModel):
@@ -208,4 +245,4 @@ def run_response(run: WorkflowRun) -> WorkflowRunResponse:
     if run.run_snapshot is None:
         raise ValueError(f"Run {run.id}'s snapshot was not loaded")
     data: dict[str, Any] = run.model_dump(include=set(WorkflowRunResponse.model_fields) - {"workflow_id"})
-    return WorkflowRunResponse.model_validate({**data, "workflow_id": run.workflow_id})
+    return WorkflowRunResponse.model_validate({**data, "workflow_id": run.workflow_id, "invoked_by": run.user_id})

@@ -8,7 +8,8 @@ Items:
 - `WORKFLOWDEF#{definition_id}` / `WEBHOOK#{sha256(webhook-id)}`: the run a signed callback message
   was accepted for, so the same signed message cannot end another run; expires (TTL
   `expires_at`) once the signature's timestamp window is over.
-- the definition item's `run_count`, changed in the same transaction as each run write.
+- the definition item's `run_count`, changed in the same transaction as each run write, and
+  `last_scheduled_run_id`, set by the write of each scheduled run.
 
 Every status change is a conditional write on the current status, so whichever of the
 callback, the deadline, the expiry schedule or a cancel writes first wins, and the
@@ -28,7 +29,7 @@ from botocore.exceptions import ClientError
 from ksflow import aws, clock, observability
 from ksflow.config import settings
 from ksflow.workflows import snapshots
-from ksflow.workflows.models import EndedBy, RunStatus, WorkflowRun
+from ksflow.workflows.models import EndedBy, RunStatus, RunTrigger, WorkflowRun
 
 OPEN_STATUSES = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 
@@ -90,9 +91,14 @@ def _count_run(table_name: str, run: WorkflowRun, delta: int) -> dict[str, Any]:
     while another was removed.
     """
     update = "ADD run_count :delta" + (", runs_created :delta" if delta > 0 else "")
+    values: dict[str, Any] = {":delta": delta}
+    if delta > 0 and run.trigger == RunTrigger.SCHEDULE:
+        # The run the next occurrence checks for overlap; an occurrence that ran clears the last one's error.
+        update += " SET last_scheduled_run_id = :run REMOVE last_schedule_error"
+        values[":run"] = run.id
     return {"Update": {"TableName": table_name, "Key": _definition_key(run),
                        "UpdateExpression": update, "ConditionExpression": "attribute_exists(pk)",
-                       "ExpressionAttributeValues": {":delta": delta}}}
+                       "ExpressionAttributeValues": values}}
 
 
 def _externalize_snapshot(run: WorkflowRun) -> WorkflowRun:

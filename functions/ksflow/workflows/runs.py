@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
@@ -25,9 +25,17 @@ from ksflow.workflows.models import (
     PathSnapshot,
     RunSnapshot,
     RunStatus,
+    RunTrigger,
     WorkflowDefinition,
     WorkflowRun,
 )
+
+
+class IdempotencyKeyBusy(Conflict):
+    """Another request with the same idempotency key is creating its run right now."""
+
+    def __init__(self) -> None:
+        super().__init__("A concurrent request with this idempotency key is being processed; retry")
 
 
 def _snapshot(principal: Principal, definition: WorkflowDefinition) -> RunSnapshot:
@@ -64,7 +72,8 @@ def _snapshot(principal: Principal, definition: WorkflowDefinition) -> RunSnapsh
     )
 
 
-def _new_run(principal: Principal, definition: WorkflowDefinition, idempotency_key: str | None) -> WorkflowRun:
+def _new_run(principal: Principal, definition: WorkflowDefinition, idempotency_key: str | None,
+             occurrence: datetime | None) -> WorkflowRun:
     """A PENDING run of an active definition with a runner; its references checked and frozen."""
     if not definition.is_active:
         raise Conflict("Workflow definition is not active")
@@ -77,7 +86,9 @@ def _new_run(principal: Principal, definition: WorkflowDefinition, idempotency_k
         definition_owner_id=definition.created_by, user_id=principal.user_id, status=RunStatus.PENDING,
         started_at=now, deadline=now + timedelta(seconds=definition.max_run_duration_seconds),
         run_snapshot=snapshot, runner_url=definition.runner_url, secret_ciphertext=definition.secret_ciphertext,
-        idempotency_key=idempotency_key, correlation_id=logger.get_correlation_id(), created_at=now, updated_at=now,
+        idempotency_key=idempotency_key, correlation_id=logger.get_correlation_id(),
+        trigger=RunTrigger.MANUAL if occurrence is None else RunTrigger.SCHEDULE, scheduled_for=occurrence,
+        created_at=now, updated_at=now,
     )
 
 
@@ -90,23 +101,25 @@ def _replay(definition: WorkflowDefinition, run_id: str) -> WorkflowRun:
     """The run an idempotency key made. One that nothing started yet (a crash after writing it) starts now."""
     run = run_store.get(run_id)
     if run is None:
-        raise Conflict("A concurrent request with this idempotency key is being processed; retry")
+        raise IdempotencyKeyBusy
     if run.status == RunStatus.PENDING and run.task_token is None:
         _start(run)
     return run_store.with_snapshot(run)
 
 
-def invoke(principal: Principal, definition_id: str, idempotency_key: str | None) -> WorkflowRun:
+def invoke(principal: Principal, definition_id: str, idempotency_key: str | None,
+           occurrence: datetime | None = None) -> WorkflowRun:
     """Create a PENDING run and start its execution; a known idempotency key returns its run.
 
     The key is looked up first (in the same read as the definition), so a retry is answered
     with its run even if the definition changed since (deactivated, runner removed).
+    `occurrence` is the schedule occurrence the run is for; None when a user invoked it.
     """
     item, claimed = run_store.definition_and_claim(principal.tenant_id, definition_id, idempotency_key)
     definition = definitions.visible(principal, item)
     if claimed is not None:
         return _replay(definition, claimed)
-    run = _new_run(principal, definition, idempotency_key)
+    run = _new_run(principal, definition, idempotency_key, occurrence)
     # The expiry schedule exists before the run does, so no crash can leave the run open for good.
     executions.schedule_expiry(run.id, executions.expiry_time(run.deadline))
     try:
@@ -118,7 +131,7 @@ def invoke(principal: Principal, definition_id: str, idempotency_key: str | None
         executions.delete_expiry(run.id)
         winner = run_store.claimed_run_id(definition.id, idempotency_key or "")
         if winner is None:
-            raise Conflict("A concurrent request with this idempotency key is being processed; retry") from None
+            raise IdempotencyKeyBusy from None
         return _replay(definition, winner)
     except BaseException:
         executions.delete_expiry(run.id)

@@ -1,0 +1,1 @@
+"""Recurring schedules of workflow definitions: recurrence rules, the Scheduler adapter and its target."""
