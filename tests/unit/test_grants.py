@@ -6,12 +6,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from ksapi.models import PaginatedResponsePermissionResponse, PermissionResponse
 
 from ksflow.errors import Conflict
 from ksflow.identity import store as identity
 from ksflow.identity.models import CreatedTenant, CreatedUser
-from ksflow.knowledge import permissions
+from ksflow.knowledge import permissions, tree
+from ksflow.knowledge import store as knowledge_store
+from ksflow.knowledge.models import PartType
 from ksflow.knowledge.store import Capability
 from tests.conftest import Response, call_api
 from tests.unit.test_api_knowledge import create_folder
@@ -157,3 +160,27 @@ def test_the_strongest_grant_on_a_part_or_its_ancestors_counts(
     assert denied.status == 403, denied.body
     assert create_folder(grandchild["path_part_id"], "deep", member.api_key)["materialized_path"] \
         == "/Parent/Child/Grandchild/deep"
+
+
+def test_grants_on_a_folder_being_deleted_are_404_and_none_survives(
+        tenant: CreatedTenant, member: CreatedUser, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A grant written while a delete walks the subtree would outlive the part it names."""
+    doomed = create_folder(tenant.root_path_part_id, "Doomed", tenant.api_key)
+    inner = create_folder(doomed["path_part_id"], "Inner", tenant.api_key)
+    elsewhere = create_folder(tenant.root_path_part_id, "Elsewhere", tenant.api_key)
+    moved = _granted(tenant, member.user_id, elsewhere["path_part_id"], "READ_ONLY")
+    answers: list[Response] = []
+    real_delete_grants = permissions.delete_for_path_parts
+
+    def while_fenced(tenant_id: str, path_part_ids: set[str]) -> None:
+        answers.append(_grant(tenant, member.user_id, inner["path_part_id"], "READ_WRITE"))
+        answers.append(call_api("PATCH", f"/v1/user-permissions/{moved.id}",
+                                {"path_part_id": doomed["path_part_id"]}, tenant.api_key))
+        real_delete_grants(tenant_id, path_part_ids)
+
+    monkeypatch.setattr(permissions, "delete_for_path_parts", while_fenced)
+    part = knowledge_store.get_by_object_id(tenant.tenant_id, doomed["id"], PartType.FOLDER)
+    assert part is not None
+    tree.delete_subtree(part)
+    assert [a.status for a in answers] == [404, 404], [a.body for a in answers]
+    assert _listed(tenant, member.user_id) == [(elsewhere["path_part_id"], "READ_ONLY")]

@@ -87,15 +87,19 @@ def _pair_taken(tenant_id: str, user_id: str, path_part_id: str) -> Conflict:
     return Conflict(f"The user already has a permission on this path part{named}; update that one instead")
 
 
-def _transact(items: list[dict[str, Any]], permission: Permission, pair_item: int | None = None) -> None:
+def _transact(items: list[dict[str, Any]], permission: Permission, pair_item: int | None = None,
+              part_item: int | None = None) -> None:
     """Write `items` all or nothing. A failed condition on item `pair_item` means the pair already has
-    a grant (409); on any other item, that the permission was revoked meanwhile (404)."""
+    a grant (409); on `part_item`, that the path part is gone or being deleted (404); on any other
+    item, that the permission was revoked meanwhile (404)."""
     try:
         _table().meta.client.transact_write_items(TransactItems=items)
     except ClientError as error:
         if error.response["Error"]["Code"] != "TransactionCanceledException":
             raise
         reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+        if part_item is not None and reasons[part_item:part_item + 1] == ["ConditionalCheckFailed"]:
+            raise NotFound("Path part not found") from error
         if pair_item is not None and reasons[pair_item:pair_item + 1] == ["ConditionalCheckFailed"]:
             raise _pair_taken(permission.tenant_id, permission.user_id, permission.path_part_id) from error
         if "ConditionalCheckFailed" not in reasons:  # another transaction on the same items won the race
@@ -118,7 +122,7 @@ def create(principal: Principal, user_id: str, path_part_id: str, capability: Ca
     _require_admin(principal)
     if identity.get_user(principal.tenant_id, user_id) is None:
         raise NotFound("User not found")
-    _require_path_part(principal, path_part_id)
+    part = _require_path_part(principal, path_part_id)
     now = clock.now()
     permission = Permission(id=str(uuid.uuid4()), tenant_id=principal.tenant_id, user_id=user_id,
                             path_part_id=path_part_id, capability=capability, created_at=now, updated_at=now)
@@ -128,7 +132,8 @@ def create(principal: Principal, user_id: str, path_part_id: str, capability: Ca
                  "ConditionExpression": "attribute_not_exists(pk)"}},
         {"Put": {"TableName": table_name, "Item": _pointer_item(permission),
                  "ConditionExpression": "attribute_not_exists(pk)"}},
-    ], permission, pair_item=0)
+        knowledge.open_part_check(part),
+    ], permission, pair_item=0, part_item=2)
     return permission
 
 
@@ -154,8 +159,7 @@ def update(principal: Principal, permission_id: str, path_part_id: str | None,
     """Change the capability or move the grant; moving onto a pair that has a grant is 409."""
     _require_admin(principal)
     permission = get(principal, permission_id)
-    if path_part_id is not None:
-        _require_path_part(principal, path_part_id)
+    target = _require_path_part(principal, path_part_id) if path_part_id is not None else None
     changed = permission.model_copy(update={
         "path_part_id": path_part_id or permission.path_part_id,
         "capability": capability or permission.capability,
@@ -172,7 +176,8 @@ def update(principal: Principal, permission_id: str, path_part_id: str | None,
                  "ConditionExpression": "attribute_not_exists(pk)"}},
         {"Put": {"TableName": table_name, "Item": _pointer_item(changed),
                  "ConditionExpression": "attribute_exists(pk)"}},
-    ], changed, pair_item=1)
+        *([knowledge.open_part_check(target)] if target is not None else []),
+    ], changed, pair_item=1, part_item=3)
     return changed
 
 

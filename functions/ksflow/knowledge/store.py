@@ -234,8 +234,12 @@ def get_by_object_id(tenant_id: str, object_id: str, part_type: PartType) -> Pat
     return get_path_part(tenant_id, pointer["path_part_id"])
 
 
-def _parent_check(parent: PathPart) -> dict[str, Any]:
-    """The transaction item that fails when the parent is gone or being deleted."""
+def open_part_check(parent: PathPart) -> dict[str, Any]:
+    """The transaction item that fails when the part is gone or being deleted.
+
+    Whatever is written under or about a part (children, versions, grants) carries it, so
+    nothing survives a delete that is walking the part's subtree.
+    """
     return {"ConditionCheck": {"TableName": settings().table_name,
                                "Key": _path_part_key(parent.tenant_id, parent.path_part_id),
                                "ConditionExpression": OPEN_PARENT, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
@@ -274,7 +278,7 @@ def _name_taken(name: str) -> str:
 
 def create_folder(principal: Principal, parent: PathPart, name: str) -> PathPart:
     folder = _new_part(parent, PartType.FOLDER, name, principal.user_id, clock.now())
-    _write([folder], _parent_check(parent), PARENT_GONE, _name_taken(name))
+    _write([folder], open_part_check(parent), PARENT_GONE, _name_taken(name))
     return folder
 
 
@@ -290,7 +294,7 @@ def new_document(principal: Principal, parent: PathPart, name: str, document_typ
 
 def store_document(parent: PathPart, document: PathPart, version: PathPart,
                    also: Sequence[dict[str, Any]] = ()) -> None:
-    _write([document, version], _parent_check(parent), PARENT_GONE, _name_taken(document.name), also)
+    _write([document, version], open_part_check(parent), PARENT_GONE, _name_taken(document.name), also)
 
 
 def create_document(principal: Principal, parent: PathPart, name: str, document_type: DocumentType,
