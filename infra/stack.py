@@ -92,6 +92,8 @@ class KsflowStack(Stack):
         CfnOutput(self, "IngestionStateMachineArn", value=self.documents.state_machine.state_machine_arn)
         CfnOutput(self, "DocumentsBucketName", value=self.documents.bucket.bucket_name)
         CfnOutput(self, "Region", value=Aws.REGION)
+        CfnOutput(self, "DefinitionScheduleGroupName", value=self.schedules.group_name,
+                  description="EventBridge Scheduler group of scheduled definitions (ksflow admin fire-schedule)")
 
 
 def add_stack(app: cdk.App) -> KsflowStack:

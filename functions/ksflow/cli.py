@@ -16,8 +16,8 @@ NO_LOCAL_STACK = "no local stack is running; start one with make run"
 API_KEY_FORM = re.compile(r"^sk-[A-Za-z0-9_-]{32,197}$")
 
 
-def table_from_stack(stack_name: str) -> tuple[str, str]:
-    """The table name and region a deployed stack reports in its outputs."""
+def stack_settings(stack_name: str) -> dict[str, str]:
+    """The environment the admin commands need, from a deployed stack's outputs."""
     import boto3
     from botocore.exceptions import ClientError
 
@@ -28,7 +28,9 @@ def table_from_stack(stack_name: str) -> tuple[str, str]:
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
     if "TableName" not in outputs:
         sys.exit(f"Stack {stack_name!r} has no TableName output; is it a ksflow stack?")
-    return outputs["TableName"], outputs.get("Region", "")
+    found = {"TABLE_NAME": outputs["TableName"], "AWS_DEFAULT_REGION": outputs.get("Region", ""),
+             "SCHEDULE_GROUP_NAME": outputs.get("DefinitionScheduleGroupName", "")}
+    return {name: value for name, value in found.items() if value}
 
 
 def _target_aws(args: argparse.Namespace) -> None:
@@ -36,10 +38,10 @@ def _target_aws(args: argparse.Namespace) -> None:
     if args.region:
         os.environ["AWS_DEFAULT_REGION"] = args.region
     if args.stack_name:
-        table_name, region = table_from_stack(args.stack_name)
-        os.environ["TABLE_NAME"] = table_name
-        if region and not args.region:
-            os.environ["AWS_DEFAULT_REGION"] = region
+        found = stack_settings(args.stack_name)
+        if args.region:
+            found.pop("AWS_DEFAULT_REGION", None)
+        os.environ.update(found)
         return
     if args.table_name:
         os.environ["TABLE_NAME"] = args.table_name

@@ -522,8 +522,10 @@ def test_http_api_catch_all_route_and_throttling(request: pytest.FixtureRequest,
 
 def test_outputs(dev: Synth) -> None:
     outputs = dev.template.find_outputs("*")
-    assert {"ApiUrl", "TableName", "StateMachineArn", "Region"} <= set(outputs)
+    assert {"ApiUrl", "TableName", "StateMachineArn", "Region", "DefinitionScheduleGroupName"} <= set(outputs)
     assert outputs["Region"]["Value"] == {"Ref": "AWS::Region"}
+    group = dev.template.find_resources("AWS::Scheduler::ScheduleGroup")
+    assert outputs["DefinitionScheduleGroupName"]["Value"] in [{"Ref": logical_id} for logical_id in group]
 
 
 @pytest.mark.parametrize("env_fixture", ["dev", "prod"])

@@ -24,7 +24,8 @@ TEMPLATE = {
             },
         },
     },
-    "Outputs": {"TableName": {"Value": {"Ref": "Table"}}, "Region": {"Value": {"Ref": "AWS::Region"}}},
+    "Outputs": {"TableName": {"Value": {"Ref": "Table"}}, "Region": {"Value": {"Ref": "AWS::Region"}},
+                "DefinitionScheduleGroupName": {"Value": "ksflow-prod-DefinitionScheduleGroup-1A2B"}},
 }
 
 
@@ -61,3 +62,12 @@ def test_unknown_stack_is_a_clear_error(deployed_stack: str, monkeypatch: pytest
     with pytest.raises(SystemExit) as exited:
         cli.main(["admin", "--stack-name", "ksflow-missing", "create-tenant", "--name", "Acme"])
     assert "ksflow-missing" in str(exited.value)
+
+
+def test_the_schedule_group_comes_from_the_stack_outputs(deployed_stack: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`admin fire-schedule` against a deployed stack finds the generated group name."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    found = cli.stack_settings(deployed_stack)
+    assert found["SCHEDULE_GROUP_NAME"] == "ksflow-prod-DefinitionScheduleGroup-1A2B"
+    assert found["AWS_DEFAULT_REGION"] == "eu-west-1" and found["TABLE_NAME"]
