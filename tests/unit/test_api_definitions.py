@@ -321,3 +321,19 @@ def test_definition_without_runner_parses_with_the_sdk(tenant: CreatedTenant, kn
     response = create(body, tenant.api_key)
     assert response.status == 201, response.body
     WorkflowDefinitionResponse.from_dict(response.body)
+
+
+@pytest.mark.parametrize("changes", [
+    {"schedule_timezone": "Mars/Olympus_Mons"},
+    {"schedule_cadence": "DAILY"},
+    {"runner_config": {"url": PUBLIC_RUNNER_URL, "webhook_secret": "whsec_!!!!"}},
+])
+def test_authentication_comes_before_the_checks_the_schema_cannot_express(
+        tenant: CreatedTenant, knowledge: dict[str, str], changes: dict[str, Any]) -> None:
+    """A body the OpenAPI schema accepts is never judged for a caller without credentials."""
+    body = definition_body(knowledge, PUBLIC_RUNNER_URL, **changes)
+    created = call_api("POST", "/v1/workflow-definitions", body)
+    assert created.status == 401, created.body
+    replaced = call_api("PUT", f"/v1/workflow-definitions/{uuid.uuid4()}", body)
+    assert replaced.status == 401, replaced.body
+    assert call_api("POST", "/v1/workflow-definitions", body, tenant.api_key).status == 422

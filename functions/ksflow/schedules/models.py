@@ -72,6 +72,11 @@ def schedule_from_fields(cadence: Cadence | None, start_at: datetime | None, tim
     A start without an offset is wall time in the zone. One that falls in a daylight saving gap
     is refused: it could never be an occurrence.
     """
+    if timezone is not None:
+        try:
+            check_timezone(timezone)
+        except ValueError as error:
+            raise Invalid(["body", "schedule_timezone"], str(error), "schedule.timezone") from None
     if cadence is None and start_at is None:
         return None
     if cadence is None:

@@ -29,7 +29,7 @@ from ksflow.knowledge.models import PartType
 from ksflow.observability import logger
 from ksflow.schedules import scheduler
 from ksflow.schedules.models import ScheduleError, schedule_from_fields
-from ksflow.workflows import run_store, runner_url, secrets
+from ksflow.workflows import run_store, runner_url, secrets, webhooks
 from ksflow.workflows.models import CreateWorkflowDefinitionRequest, WorkflowDefinition, WorkflowDefinitionResponse
 
 # Kept on the definition by its scheduled occurrences; a PUT leaves them as they are.
@@ -85,6 +85,10 @@ def _check_references(principal: Principal, created_by: str, request: CreateWork
 def _check_runner(request: CreateWorkflowDefinitionRequest) -> None:
     if request.runner_config is None:
         return
+    try:
+        webhooks.check_secret(request.runner_config.webhook_secret.get_secret_value())
+    except ValueError as error:
+        raise Invalid(["body", "runner_config", "webhook_secret"], str(error), "secret.unusable") from None
     try:
         runner_url.check(request.runner_config.url, allow_loopback=settings().allow_loopback_runners,
                          require_resolution=False)

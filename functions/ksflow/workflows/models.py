@@ -7,12 +7,11 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from ksflow.knowledge.models import PartType
-from ksflow.schedules.models import Schedule, ScheduleError, ScheduleOverlap, check_timezone
+from ksflow.schedules.models import Schedule, ScheduleError, ScheduleOverlap
 from ksflow.schedules.recurrence import Cadence
-from ksflow.workflows import webhooks
 
 
 class RunStatus(StrEnum):
@@ -43,19 +42,15 @@ class RunTrigger(StrEnum):
 
 
 PathPartIds = Annotated[list[UUID], Field(min_length=1, max_length=20)]
-TimezoneName = Annotated[str, Field(max_length=64), AfterValidator(check_timezone)]
+# Checked against the zone database by the domain code (after authentication), not here.
+TimezoneName = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class RunnerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: Annotated[str, Field(min_length=1, max_length=2083)]
+    # Whether it can serve as a signing key is checked by the domain code, after authentication.
     webhook_secret: Annotated[SecretStr, Field(min_length=1, max_length=1024)]
-
-    @field_validator("webhook_secret")
-    @classmethod
-    def _usable_as_key(cls, value: SecretStr) -> SecretStr:
-        webhooks.check_secret(value.get_secret_value())
-        return value
 
 
 class RunnerConfigResponse(BaseModel):
