@@ -29,6 +29,29 @@ DLQ_REASON = (
 )
 
 
+def scheduler_target_role(scope: Construct, construct_id: str, description: str, *,
+                          group: scheduler.CfnScheduleGroup, target: KsflowFunction,
+                          dead_letters: sqs.Queue) -> iam.Role:
+    """The role Scheduler assumes for one group's schedules: it may only invoke their target and use its DLQ."""
+    role = iam.Role(
+        scope,
+        construct_id,
+        description=description,
+        assumed_by=iam.ServicePrincipal(
+            "scheduler.amazonaws.com",
+            conditions={
+                "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                "ArnEquals": {"aws:SourceArn": group.attr_arn},
+            },
+        ),
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[target.function_arn])
+    )
+    role.add_to_principal_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[dead_letters.queue_arn]))
+    return role
+
+
 def dead_letter_queue(scope: Construct, construct_id: str, settings: EnvironmentSettings, owner: str) -> sqs.Queue:
     """A queue that holds what `owner` could not deliver or process, until an operator redrives it."""
     # SQS-managed SSE: EventBridge, Scheduler and Lambda can deliver without a key policy grant of their own.
@@ -150,23 +173,9 @@ class Orchestration(Construct):
         self.state_machine.grant_execution(self.expiry.function, "states:StopExecution")
 
         # --- Scheduler execution role: may only invoke the expiry function and use its DLQ ---
-        self.scheduler_role = iam.Role(
-            self,
-            "SchedulerRole",
-            description="Assumed by EventBridge Scheduler for ksflow run expiry schedules",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                    "ArnEquals": {"aws:SourceArn": self.schedule_group.attr_arn},
-                },
-            ),
-        )
-        self.scheduler_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.expiry.function_arn])
-        )
-        self.scheduler_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.scheduler_dlq.queue_arn])
+        self.scheduler_role = scheduler_target_role(
+            self, "SchedulerRole", "Assumed by EventBridge Scheduler for ksflow run expiry schedules",
+            group=self.schedule_group, target=self.expiry, dead_letters=self.scheduler_dlq,
         )
 
         # --- Reconcile runs whose execution ended abnormally ---

@@ -9,7 +9,7 @@ after Lambda's retries lands in a queue of its own. Both alarm at their first me
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
@@ -20,7 +20,7 @@ from infra import nag
 from infra.data import DEFINITION_PARTITIONS, IDENTITY_PARTITIONS, RUN_PARTITIONS, TENANT_PARTITIONS, Data
 from infra.documents import Documents
 from infra.function import KsflowFunction
-from infra.orchestration import Orchestration, dead_letter_queue
+from infra.orchestration import Orchestration, dead_letter_queue, scheduler_target_role
 from infra.settings import EnvironmentSettings
 from ksflow import catalog
 
@@ -85,23 +85,9 @@ class Schedules(Construct):
         )
 
         # --- The role Scheduler assumes for this group's schedules: it may only invoke the fire function ---
-        self.target_role = iam.Role(
-            self,
-            "TargetRole",
-            description="Assumed by EventBridge Scheduler for ksflow definition schedules",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                    "ArnEquals": {"aws:SourceArn": self.group.attr_arn},
-                },
-            ),
-        )
-        self.target_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.fire.function_arn])
-        )
-        self.target_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letter_queue.queue_arn])
+        self.target_role = scheduler_target_role(
+            self, "TargetRole", "Assumed by EventBridge Scheduler for ksflow definition schedules",
+            group=self.group, target=self.fire, dead_letters=self.dead_letter_queue,
         )
 
     def serve_api(self, api: KsflowFunction) -> None:

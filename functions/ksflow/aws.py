@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
 
@@ -37,3 +38,11 @@ def batch_get(table_: Any, keys: Sequence[dict[str, Any]], *, consistent: bool) 
             found.extend(response["Responses"].get(table_.name, []))
             request = response.get("UnprocessedKeys") or {}
     return found
+
+
+def failed_conditions(error: BaseException) -> set[int]:
+    """Indexes of a cancelled transaction's items whose condition failed; empty for any other error."""
+    if not isinstance(error, ClientError) or error.response["Error"]["Code"] != "TransactionCanceledException":
+        return set()
+    reasons = error.response.get("CancellationReasons", [])
+    return {index for index, reason in enumerate(reasons) if reason.get("Code") == "ConditionalCheckFailed"}

@@ -132,8 +132,7 @@ def create_user(tenant_id: str, email: str, role: Role) -> CreatedUser:
     try:
         _transact([*_user_items(user, email, now), *key_items])
     except ClientError as error:
-        reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
-        if reasons[:1] == ["ConditionalCheckFailed"]:
+        if 0 in aws.failed_conditions(error):
             raise DuplicateEmail(f"tenant {tenant_id} already has a user with email {email}") from None
         raise
     return CreatedUser(user_id=user.user_id, api_key=api_key)

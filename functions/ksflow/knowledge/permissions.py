@@ -97,12 +97,12 @@ def _transact(items: list[dict[str, Any]], permission: Permission, pair_item: in
     except ClientError as error:
         if error.response["Error"]["Code"] != "TransactionCanceledException":
             raise
-        reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
-        if part_item is not None and reasons[part_item:part_item + 1] == ["ConditionalCheckFailed"]:
+        failed = aws.failed_conditions(error)
+        if part_item is not None and part_item in failed:
             raise NotFound("Path part not found") from error
-        if pair_item is not None and reasons[pair_item:pair_item + 1] == ["ConditionalCheckFailed"]:
+        if pair_item is not None and pair_item in failed:
             raise _pair_taken(permission.tenant_id, permission.user_id, permission.path_part_id) from error
-        if "ConditionalCheckFailed" not in reasons:  # another transaction on the same items won the race
+        if not failed:  # another transaction on the same items won the race
             raise Conflict("The permission was being changed by another request; try again") from error
         raise NotFound("Permission not found") from error
 

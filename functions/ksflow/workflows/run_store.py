@@ -130,12 +130,10 @@ def insert(run: WorkflowRun) -> WorkflowRun:
     except BaseException as error:
         if run.snapshot_s3_key:
             snapshots.delete([run.snapshot_s3_key])
-        if not isinstance(error, ClientError) or error.response["Error"]["Code"] != "TransactionCanceledException":
-            raise
-        reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-        if len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":
+        failed = aws.failed_conditions(error)
+        if 2 in failed:
             raise DuplicateIdempotencyKey(run.idempotency_key or "") from error
-        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+        if 1 in failed:
             raise DefinitionGone(run.workflow_definition_id) from error
         raise
     return run
@@ -351,14 +349,12 @@ def _transact_guarded(writes: list[dict[str, Any]], message_at: int | None) -> b
     try:
         _table().meta.client.transact_write_items(TransactItems=writes)
     except ClientError as error:
-        if error.response["Error"]["Code"] != "TransactionCanceledException":
-            raise
-        reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-        if message_at is not None and reasons[message_at:message_at + 1] == ["ConditionalCheckFailed"]:
+        failed = aws.failed_conditions(error)
+        if message_at is not None and message_at in failed:
             raise MessageReplayed from error
-        if message_at is not None and reasons[message_at + 1:message_at + 2] == ["ConditionalCheckFailed"]:
+        if message_at is not None and message_at + 1 in failed:
             raise SecretRotated from error
-        if reasons[:1] == ["ConditionalCheckFailed"]:
+        if 0 in failed:
             return False
         raise
     return True
