@@ -6,7 +6,9 @@ AWS, to moto's in-process mock, or to the local stack's moto server.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -46,3 +48,8 @@ def failed_conditions(error: BaseException) -> set[int]:
         return set()
     reasons = error.response.get("CancellationReasons", [])
     return {index for index, reason in enumerate(reasons) if reason.get("Code") == "ConditionalCheckFailed"}
+
+
+def as_item(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON-shaped values as DynamoDB takes them: numbers with a fraction become Decimal."""
+    return dict(json.loads(json.dumps(values), parse_float=Decimal))

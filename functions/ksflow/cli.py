@@ -175,6 +175,9 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"webhook secret (default: ${DEFAULT_RUNNER_SECRET_ENV})")
     runner.add_argument("--delay", type=float, default=2.0, help="seconds before calling back")
     runner.add_argument("--fail", action="store_true", help="report FAILED instead of COMPLETED")
+    runner.add_argument("--heartbeat-every", type=float, default=0.0, metavar="SECONDS",
+                        help="heartbeat every SECONDS while working, reporting progress; stop without calling back "
+                             "when the API answers 409 (default: 0, no heartbeats)")
     runner.add_argument("--api-key", default=os.environ.get("KSFLOW_API_KEY"),
                         help="API key of a user with READ_ONLY on the sources and READ_WRITE on the outputs: the "
                              "runner then writes summary-<run id>.md into the first output folder "
@@ -197,10 +200,12 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if not args.secret:
             sys.exit(f"example-runner needs --secret or ${DEFAULT_RUNNER_SECRET_ENV}")
+        if args.heartbeat_every < 0:
+            sys.exit("--heartbeat-every must be 0 (no heartbeats) or a positive number of seconds")
         from ksflow.runner import example
 
         example.serve(args.host, args.port, args.secret, delay=args.delay, fail=args.fail, api_key=args.api_key,
-                      api_url=args.api_url)
+                      api_url=args.api_url, heartbeat_every=args.heartbeat_every)
 
 
 if __name__ == "__main__":

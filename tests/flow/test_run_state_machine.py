@@ -290,4 +290,8 @@ def test_completed_run_costs_few_transitions_and_invocations(aws_env: dict[str, 
     events = _execution_history(aws_env, run["workflow_id"])
     assert _states_entered(events) == ["DispatchAndAwaitCallback"]
     items = aws.table(os.environ["TABLE_NAME"]).query(KeyConditionExpression=Key("pk").eq(f"RUN#{run['id']}"))["Items"]
-    assert items[0]["ended_by"] == "callback"
+    run_item = next(item for item in items if item["sk"] == "RUN")
+    assert run_item["ended_by"] == "callback"
+    # The run's history sits beside it: created, the dispatch attempt, dispatched, the callback, completed.
+    assert sorted(item["type"] for item in items if item["sk"].startswith("EVENT#")) == [
+        "callback", "completed", "created", "dispatch_attempt", "dispatched"]

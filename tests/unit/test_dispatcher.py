@@ -38,7 +38,25 @@ def test_no_backoff_when_no_attempt_fits_before_the_deadline(left: float) -> Non
 def test_each_plan_recomputes_the_seconds_left_after_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     run = _run(spent=10, left=100, now=datetime.now(UTC))
     monkeypatch.setattr(dispatcher.run_store, "get", lambda run_id: run)
-    assert dispatcher.plan_redispatch("run-1") == {"run_id": "run-1", "wait_seconds": 10, "timeout_seconds": 90}
+    assert dispatcher.plan_redispatch("run-1", 1) == {"run_id": "run-1", "attempt": 1, "wait_seconds": 10,
+                                                      "timeout_seconds": 90, "heartbeat_seconds": 89}
+
+
+def test_a_plan_keeps_the_heartbeat_timer_shorter_than_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HeartbeatSecondsPath takes no null: the definition's heartbeat timeout, capped below the timeout."""
+    run = _run(spent=10, left=100, now=datetime.now(UTC)).model_copy(update={"heartbeat_timeout_seconds": 30})
+    monkeypatch.setattr(dispatcher.run_store, "get", lambda run_id: run)
+    assert dispatcher.plan_redispatch("run-1", 1)["heartbeat_seconds"] == 30
+    near_deadline = run.model_copy(update={"deadline": datetime.now(UTC) + timedelta(seconds=20)})
+    monkeypatch.setattr(dispatcher.run_store, "get", lambda run_id: near_deadline)
+    plan = dispatcher.plan_redispatch("run-1", 1)
+    assert plan["heartbeat_seconds"] == plan["timeout_seconds"] - 1 < 30
+
+
+def test_a_plan_for_an_attempt_that_is_no_longer_current_closes_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _run(spent=10, left=100, now=datetime.now(UTC)).model_copy(update={"attempt": 2})
+    monkeypatch.setattr(dispatcher.run_store, "get", lambda run_id: run)
+    assert dispatcher.plan_redispatch("run-1", 1)["timeout_seconds"] == 60
 
 
 @pytest.mark.parametrize("status", [RunStatus.COMPLETED, RunStatus.FAILED, None])
@@ -48,4 +66,4 @@ def test_a_run_that_ended_or_vanished_is_not_waited_for(monkeypatch: pytest.Monk
     monkeypatch.setattr(dispatcher.run_store, "get", lambda run_id: run if status else None)
     plan = dispatcher.lambda_handler({"run_id": "run-1", "step": "plan_redispatch"},
                                      LocalContext(function_name="ksflow-Dispatcher", timeout_seconds=120))
-    assert plan == {"run_id": "run-1", "wait_seconds": 1, "timeout_seconds": 60}
+    assert plan == {"run_id": "run-1", "attempt": 1, "wait_seconds": 1, "timeout_seconds": 60, "heartbeat_seconds": 59}

@@ -12,6 +12,7 @@ from ksflow.api.responses import documented
 from ksflow.errors import NotFound
 from ksflow.ingestion import service as ingestion
 from ksflow.ingestion.models import WORKFLOW_PREFIX as INGESTION_PREFIX
+from ksflow.lifecycle import actions
 from ksflow.workflows import runs, status
 from ksflow.workflows.models import run_id_of
 
@@ -42,6 +43,6 @@ def cancel_workflow(workflow_id: WorkflowId, principal: CurrentPrincipal) -> sta
         cancelled = ingestion.cancel(principal, workflow_id)
         return status.WorkflowCancelResponse(workflow_id=cancelled.workflow_id,
                                              message="Cancellation requested; the ingestion is cancelled")
-    run = runs.cancel(principal, _run_id(workflow_id))
+    run = actions.stop(principal, _run_id(workflow_id), cancel=True)
     return status.WorkflowCancelResponse(workflow_id=run.workflow_id,
                                          message="Cancellation requested; the run is FAILED (cancelled)")

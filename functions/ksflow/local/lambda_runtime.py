@@ -21,6 +21,7 @@ from typing import Any
 
 from moto.awslambda.models import LambdaFunction
 from moto.dynamodb.responses import DynamoHandler
+from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, HeartbeatEndpoint
 
 invocations: Counter[str] = Counter()
 _invocations_lock = threading.Lock()
@@ -92,7 +93,21 @@ def _serialized_call_action(self: DynamoHandler) -> Any:
         return _original_call_action(self)
 
 
+_original_setup_heartbeat = CallbackEndpoint.setup_heartbeat_endpoint
+
+
+def _setup_heartbeat_after_answer(self: CallbackEndpoint, heartbeat_seconds: int) -> HeartbeatEndpoint:
+    # moto sets a task's heartbeat timer up only after the task's Lambda returned, so a token that
+    # Lambda answered itself (a dispatch that ended its attempt) was lost to the timer, which then
+    # fired; AWS ends such a task with its answer. Pass an answer that came first on to the timer.
+    endpoint: HeartbeatEndpoint = _original_setup_heartbeat(self, heartbeat_seconds)
+    if self.get_outcome() is not None:
+        endpoint.notify()
+    return endpoint
+
+
 def install() -> None:
     """Idempotent; call before any execution or request reaches moto."""
     LambdaFunction._invoke_lambda = _invoke_in_process  # type: ignore[method-assign]
     DynamoHandler.call_action = _serialized_call_action  # type: ignore[method-assign]
+    CallbackEndpoint.setup_heartbeat_endpoint = _setup_heartbeat_after_answer  # type: ignore[method-assign]

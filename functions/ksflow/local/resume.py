@@ -1,9 +1,10 @@
 """Runs and ingestions that were open when a persistent local stack stopped, taken up again at start.
 
 A restarted moto has no executions and no schedules, so nothing would ever end such work.
-A run with time left is dispatched again: it goes back to PENDING without its stale task
-token, its execution is started afresh (execution names are per run, and the new moto has
-none) and its expiry schedule is recreated. A run whose deadline passed is failed with the
+A run with time left is dispatched again at its current attempt: it goes back to PENDING
+without its stale task token, the execution of that attempt is started afresh (the new moto
+has none by that name; a run waiting out a retry's backoff is dispatched at once) and the
+attempt's expiry schedule is recreated. A run whose deadline passed is failed with the
 reason. An open ingestion's execution is started again; its tasks take over the record
 because they belong to the same execution name. Scheduled definitions get their schedule
 back (from now on: occurrences missed while stopped are not made up, as in Scheduler).
@@ -60,14 +61,16 @@ def _open_items() -> list[dict[str, Any]]:
 
 
 def _back_to_pending(run: WorkflowRun) -> bool:
-    """PENDING again without the task token of the execution that died; False if it ended meanwhile."""
+    """PENDING again without the task token of the execution that died; False if its attempt ended meanwhile."""
     try:
         aws.table(settings().table_name).update_item(
             Key=run_store.run_key(run.id),
             UpdateExpression="SET #status = :pending, updated_at = :now REMOVE task_token",
-            ConditionExpression="#status IN (:pending, :running)", ExpressionAttributeNames={"#status": "status"},
+            ConditionExpression=("#status IN (:pending, :running) "
+                                 "AND (attempt = :attempt OR attribute_not_exists(attempt))"),
+            ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={":pending": RunStatus.PENDING.value, ":running": RunStatus.RUNNING.value,
-                                       ":now": clock.iso(clock.now())})
+                                       ":now": clock.iso(clock.now()), ":attempt": run.attempt})
     except ClientError as error:
         if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
             return False
@@ -76,14 +79,14 @@ def _back_to_pending(run: WorkflowRun) -> bool:
 
 
 def _resume_run(run: WorkflowRun, now: datetime, resumed: Resumed) -> None:
-    seconds_left = math.ceil((run.deadline - now).total_seconds())
-    if seconds_left < 1:
-        if run_store.finish(run.id, RunStatus.FAILED, DEADLINE_PASSED, EndedBy.RECONCILE):
+    if math.ceil((run.deadline - now).total_seconds()) < 1:
+        ended = run_store.end_attempt(run, run_store.Ending(RunStatus.FAILED, DEADLINE_PASSED, EndedBy.RECONCILE))
+        if ended is not None:
             resumed.failed.append(run.id)
         return
     if _back_to_pending(run):
-        executions.start(run.id, seconds_left)
-        executions.schedule_expiry(run.id, executions.expiry_time(run.deadline))
+        executions.start(run.model_copy(update={"task_token": None}), now)
+        executions.schedule_expiry(run.id, run.attempt, executions.expiry_time(run.deadline))
         resumed.redispatched.append(run.id)
 
 

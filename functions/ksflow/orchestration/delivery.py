@@ -25,6 +25,8 @@ class Outcome:
     accepted: bool
     retryable: bool = False
     error: str = ""
+    # The runner's HTTP status; None when no answer came.
+    status: int | None = None
 
 
 def connection_pool(target: runner_url.PinnedUrl) -> urllib3.HTTPConnectionPool:
@@ -53,5 +55,6 @@ def deliver(url: str, body: bytes, headers: dict[str, str], *, allow_loopback: b
     except urllib3.exceptions.HTTPError as failure:
         return Outcome(False, retryable=True, error=f"Runner unreachable: {type(failure).__name__}: {failure}")
     if 200 <= status < 300:
-        return Outcome(True)
-    return Outcome(False, retryable=status in RETRYABLE_STATUSES, error=f"Runner answered HTTP {status}")
+        return Outcome(True, status=status)
+    return Outcome(False, retryable=status in RETRYABLE_STATUSES, error=f"Runner answered HTTP {status}",
+                   status=status)

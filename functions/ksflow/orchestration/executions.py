@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,33 +12,51 @@ from botocore.exceptions import ClientError
 from ksflow import aws
 from ksflow.config import settings
 from ksflow.observability import logger
-from ksflow.workflows.models import workflow_id_for
+from ksflow.workflows.models import WorkflowRun
+
+# The named error that hands a failed attempt back to its execution, which then plans the retry.
+ATTEMPT_FAILED = "AttemptFailed"
 
 
-def execution_arn(run_id: str) -> str:
+def execution_arn(execution_name: str) -> str:
     machine = settings().run_state_machine_arn
-    return machine.replace(":stateMachine:", ":execution:") + ":" + workflow_id_for(run_id)
+    return machine.replace(":stateMachine:", ":execution:") + ":" + execution_name
 
 
-def start(run_id: str, timeout_seconds: int) -> None:
-    """Start the run's execution; its name is the workflow id, so a repeat start is harmless."""
+def attempt_state(run: WorkflowRun, now: datetime, wait_seconds: int | None = None) -> dict[str, Any]:
+    """The state machine's state for the run's current attempt: the wait before its dispatch, and its timers.
+
+    The task's timeout is the time then left until the attempt's deadline. Its heartbeat timer
+    cannot be left out (`HeartbeatSecondsPath` takes no null) and must be shorter than the
+    timeout: the definition's heartbeat timeout, else a second less than the timeout.
+    """
+    wait = max(0, math.ceil((run.started_at - now).total_seconds())) if wait_seconds is None else wait_seconds
+    timeout = max(2, math.ceil((run.deadline - now).total_seconds()) - wait)
+    heartbeat = min(run.heartbeat_timeout_seconds or timeout, timeout - 1)
+    return {"run_id": run.id, "attempt": run.attempt, "wait_seconds": wait, "timeout_seconds": timeout,
+            "heartbeat_seconds": max(1, heartbeat)}
+
+
+def start(run: WorkflowRun, now: datetime) -> None:
+    """Start the execution of the run's current attempt; names are per execution, so a repeat start is harmless."""
     try:
         aws.client("stepfunctions").start_execution(
-            stateMachineArn=settings().run_state_machine_arn, name=workflow_id_for(run_id),
-            input=json.dumps({"run_id": run_id, "timeout_seconds": max(1, timeout_seconds)}),
+            stateMachineArn=settings().run_state_machine_arn, name=run.execution_name,
+            input=json.dumps(attempt_state(run, now, wait_seconds=0)),
         )
     except ClientError as error:
         if error.response["Error"]["Code"] != "ExecutionAlreadyExists":
             raise
 
 
-def stop(run_id: str, cause: str) -> None:
+def stop(execution_name: str, cause: str) -> None:
     """Best effort: the run's terminal status is already written."""
     try:
-        aws.client("stepfunctions").stop_execution(executionArn=execution_arn(run_id), error="RunEnded",
+        aws.client("stepfunctions").stop_execution(executionArn=execution_arn(execution_name), error="RunEnded",
                                                    cause=cause[:32768])
     except ClientError as error:
-        logger.info("Execution not stopped", extra={"run_id": run_id, "reason": error.response["Error"]["Code"]})
+        logger.info("Execution not stopped", extra={"execution": execution_name,
+                                                    "reason": error.response["Error"]["Code"]})
 
 
 def answer_task(task_token: str, output: dict[str, Any]) -> None:
@@ -56,12 +75,20 @@ def fail_task(task_token: str, error: str) -> None:
         logger.info("Task token not failed", extra={"reason": failure.response["Error"]["Code"]})
 
 
-def _schedule_name(run_id: str) -> str:
-    return f"run-expiry-{run_id}"
+def heartbeat(task_token: str) -> None:
+    """Restart the task's heartbeat timer; a token that ended meanwhile is fine to ignore."""
+    try:
+        aws.client("stepfunctions").send_task_heartbeat(taskToken=task_token)
+    except ClientError as error:
+        logger.info("Task heartbeat not sent", extra={"reason": error.response["Error"]["Code"]})
 
 
-def schedule_expiry(run_id: str, at: datetime) -> None:
-    """A one-off schedule that fails the run if it is somehow still open after its deadline."""
+def _schedule_name(run_id: str, attempt: int) -> str:
+    return f"run-expiry-{run_id}" + (f"-{attempt}" if attempt > 1 else "")
+
+
+def schedule_expiry(run_id: str, attempt: int, at: datetime) -> None:
+    """A one-off schedule that fails the run if its attempt is somehow still open after its deadline."""
     config = settings()
     target: dict[str, Any] = {"Arn": config.expiry_function_arn, "RoleArn": config.scheduler_role_arn,
                               "Input": json.dumps({"run_id": run_id}),
@@ -69,15 +96,26 @@ def schedule_expiry(run_id: str, at: datetime) -> None:
     if config.scheduler_dlq_arn:
         target["DeadLetterConfig"] = {"Arn": config.scheduler_dlq_arn}
     aws.client("scheduler").create_schedule(
-        Name=_schedule_name(run_id), GroupName=config.scheduler_group_name,
+        Name=_schedule_name(run_id, attempt), GroupName=config.scheduler_group_name,
         ScheduleExpression=f"at({at.strftime('%Y-%m-%dT%H:%M:%S')})", ScheduleExpressionTimezone="UTC",
         FlexibleTimeWindow={"Mode": "OFF"}, ActionAfterCompletion="DELETE", Target=target,
     )
 
 
-def delete_expiry(run_id: str) -> None:
+def move_expiry(run_id: str, attempt: int, deadline: datetime) -> None:
+    """The expiry schedule of the attempt that follows `attempt - 1`: the earlier one goes, the new one
+    is made (one left by an earlier try of the same change is kept)."""
+    delete_expiry(run_id, attempt - 1)
     try:
-        aws.client("scheduler").delete_schedule(Name=_schedule_name(run_id),
+        schedule_expiry(run_id, attempt, expiry_time(deadline))
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConflictException":
+            raise
+
+
+def delete_expiry(run_id: str, attempt: int) -> None:
+    try:
+        aws.client("scheduler").delete_schedule(Name=_schedule_name(run_id, attempt),
                                                 GroupName=settings().scheduler_group_name)
     except ClientError as error:
         if error.response["Error"]["Code"] != "ResourceNotFoundException":

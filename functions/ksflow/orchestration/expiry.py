@@ -1,4 +1,4 @@
-"""The per-run expiry schedule's target: whatever crashed, no run stays open past its deadline."""
+"""The per-attempt expiry schedule's target: whatever crashed, no attempt stays open past its deadline."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ksflow import clock
+from ksflow.lifecycle import attempts
 from ksflow.observability import follow_run, logger, metrics, tracer
 from ksflow.orchestration import executions
 from ksflow.workflows import run_store
-from ksflow.workflows.models import EndedBy, RunStatus
+from ksflow.workflows.models import EndedBy, RunStatus, WorkflowRun
 
 
 def expire(run_id: str) -> bool:
@@ -18,13 +19,18 @@ def expire(run_id: str) -> bool:
     if run is None or run.status.terminal or run.deadline > clock.now():
         return False
     follow_run(run)
-    message = (f"Run exceeded its time limit of {run.max_run_duration_seconds} seconds "
-               "(max_run_duration_seconds) and was expired")
-    finished = run_store.finish(run_id, RunStatus.FAILED, message, EndedBy.EXPIRY)
-    if finished is None:
+    message = attempts.time_limit_error(run.max_run_duration_seconds, " and was expired")
+
+    def decide(latest: WorkflowRun) -> run_store.Ending | None:
+        if latest.deadline > clock.now():
+            return None
+        return run_store.Ending(RunStatus.FAILED, message, EndedBy.EXPIRY)
+
+    ended = attempts.end_latest(run_id, decide)
+    if ended is None:
         return False
     logger.warning("Run expired by its schedule", extra={"status_before": run.status.value})
-    executions.stop(run_id, message)
+    executions.stop(ended.execution_name, message)
     return True
 
 

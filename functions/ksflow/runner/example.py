@@ -1,8 +1,10 @@
 """`ksflow example-runner`: a self-hosted runner that shows the protocol end to end.
 
-It verifies each dispatch's Standard Webhooks signature with the `standardwebhooks`
-package, answers 202 at once, does the run's work and then calls the run's callback URL,
-signed with the same secret: COMPLETED, or FAILED with the reason.
+It verifies each dispatch's Standard Webhooks signature with `ksflow.runner.client`, answers
+202 at once, does the run's work and then calls the run's callback URL, signed with the same
+secret: COMPLETED, or FAILED with the reason. With `heartbeat_every` it heartbeats while it
+works, reporting its progress; when the service answers a heartbeat with 409 (the run ended,
+or a newer attempt took over) it stops and does not call back.
 
 The work needs an API key, of a user its operator granted READ_ONLY on the sources and
 READ_WRITE on the outputs. For each source document (a source folder's documents, or a
@@ -21,35 +23,27 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-
-
-def webhook_for(secret: str) -> Webhook:
-    """The contract's key rule: `whsec_` secrets are base64, anything else is used as UTF-8 bytes."""
-    return Webhook(secret if secret.startswith("whsec_") else secret.encode())
+from ksflow.runner import client
 
 
 def send_callback(callback_url: str, secret: str, status: str, error: str | None) -> int:
-    body = json.dumps({"status": status, **({"error": error} if error else {})})
-    message_id = f"msg_{uuid.uuid4().hex}"
-    now = datetime.now(UTC)
-    # The callback URL comes from a dispatch whose signature was verified.
-    request = urllib.request.Request(callback_url, data=body.encode(), method="POST", headers={  # noqa: S310
-        "Content-Type": "application/json",
-        "webhook-id": message_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": webhook_for(secret).sign(message_id, now, body),
-    })
+    """Call back once (retrying what may not have arrived); the HTTP status of the answer.
+
+    Raises `client.ReportFailed` when the API could not be reached at all.
+    """
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return int(response.status)
-    except urllib.error.HTTPError as failure:
-        return int(failure.code)
+        client.post_signed(callback_url, secret, {"status": status, **({"error": error} if error else {})})
+    except client.ReportFailed as refused:
+        if refused.status is None:
+            raise
+        return refused.status
+    return 200
 
 
 def _for_run(raw: str) -> str:
@@ -115,15 +109,23 @@ class KnowledgeBase:
         return self._call("POST", "/v1/documents/ingest", body, f"multipart/form-data; boundary={boundary}")
 
 
-def summarize(knowledge: KnowledgeBase, run: dict[str, Any]) -> str:
-    """Write the run's summary document into its first output folder; return the document's name."""
+def summarize(knowledge: KnowledgeBase, run: dict[str, Any],
+              progress: Callable[[int, str], None] = lambda percent, message: None) -> str:
+    """Write the run's summary document into its first output folder; return the document's name.
+
+    `progress` hears of each step (percent done, what is next), and may raise to stop the work.
+    """
     snapshot = run["run_snapshot"]
     sections = [f"# {snapshot['workflow_name']}: run {run['id']}"]
-    for source in snapshot["sources"]:
-        for document in knowledge.documents_of(source):
-            lines = knowledge.first_lines(document["active_version_id"]) or ["(no text: not ingested yet)"]
-            sections.append("\n".join([f"## {document['name']}", "", *lines]))
+    progress(0, "listing the sources")
+    documents = [document for source in snapshot["sources"] for document in knowledge.documents_of(source)]
+    steps = len(documents) + 1
+    for done, document in enumerate(documents):
+        progress(100 * done // steps, f"reading {document['name']}")
+        lines = knowledge.first_lines(document["active_version_id"]) or ["(no text: not ingested yet)"]
+        sections.append("\n".join([f"## {document['name']}", "", *lines]))
     name = f"summary-{run['id']}.md"
+    progress(100 * len(documents) // steps, f"writing {name}")
     knowledge.upload(snapshot["outputs"][0]["path_part_id"], name, "\n\n".join(sections) + "\n")
     return name
 
@@ -133,9 +135,15 @@ def api_origin(callback_url: str) -> str:
     return callback_url.split("/v1/", 1)[0]
 
 
+class Stopped(Exception):
+    """The service answered a heartbeat with 409: the run is over for this attempt."""
+
+
 def make_server(host: str, port: int, secret: str, *, delay: float, fail: bool, api_key: str | None = None,
-                api_url: str | None = None, log: Any = print) -> ThreadingHTTPServer:
-    webhook = webhook_for(secret)
+                api_url: str | None = None, log: Any = print, heartbeat_every: float = 0) -> ThreadingHTTPServer:
+    """A runner on (host, port); `heartbeat_every` seconds between heartbeats while it works (0: none)."""
+    if heartbeat_every < 0:
+        raise ValueError("heartbeat_every must be 0 (no heartbeats) or a positive number of seconds")
 
     class RunnerHandler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
@@ -150,46 +158,93 @@ def make_server(host: str, port: int, secret: str, *, delay: float, fail: bool, 
             self.wfile.write(body)
 
         def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             try:
-                dispatch = webhook.verify(raw, dict(self.headers.items()))
-            except WebhookVerificationError as error:
-                log(f"rejected dispatch{_for_run(raw)}: {error}; "
-                    "is --secret the webhook_secret of the definition's runner_config?")
-                self._answer(401, {"detail": "invalid signature"})
+                dispatch = client.verify_dispatch(secret, self.headers, raw)
+            except client.InvalidDispatch as error:
+                hint = ("; is --secret the webhook_secret of the definition's runner_config?"
+                        if error.http_status == 401 else "")
+                log(f"rejected dispatch{_for_run(raw.decode(errors='replace'))}: {error}{hint}")
+                self._answer(error.http_status, {"detail": "invalid signature" if error.http_status == 401
+                                                 else "not a workflow run dispatch"})
                 return
-            run = dispatch["run"]
-            log(f"accepted run {run['id']} ({run['run_snapshot']['workflow_name']})")
+            workflow = (dispatch.run.get("run_snapshot") or {}).get("workflow_name")
+            log(f"accepted run {dispatch.run_id} ({workflow})")
             self._answer(202, {"accepted": True})
-            threading.Thread(target=finish, args=(dispatch["callback_url"], run), daemon=True).start()
+            threading.Thread(target=finish, args=(dispatch,), daemon=True).start()
 
-    def work(callback_url: str, run: dict[str, Any]) -> tuple[str, str | None]:
-        if fail or not api_key:
+    def check(reporter: client.RunReporter) -> None:
+        if reporter.ended.is_set():
+            raise Stopped
+
+    def wait(reporter: client.RunReporter, outcome: str) -> None:
+        """Sleep `delay` seconds; with heartbeats, keep the progress they report current."""
+        if not heartbeat_every:
             time.sleep(delay)
+            return
+        started = time.monotonic()
+        while (elapsed := time.monotonic() - started) < delay:
+            reporter.update(progress=min(100, int(100 * elapsed / delay)),
+                            message=f"waiting {delay:g}s before reporting {outcome}")
+            if reporter.ended.wait(min(heartbeat_every / 2, delay - elapsed)):
+                raise Stopped
+
+    def work(reporter: client.RunReporter) -> tuple[str, str | None]:
+        if fail or not api_key:
+            wait(reporter, "FAILED" if fail else "COMPLETED")
             return ("FAILED", "Example runner was asked to fail") if fail else ("COMPLETED", None)
+
+        def progress(percent: int, message: str) -> None:
+            check(reporter)
+            reporter.update(progress=percent, message=message)
+
+        knowledge = KnowledgeBase(api_url or api_origin(reporter.dispatch.callback_url), api_key)
         try:
-            written = summarize(KnowledgeBase(api_url or api_origin(callback_url), api_key), run)
+            written = summarize(knowledge, reporter.dispatch.run, progress)
         except (OSError, ValueError, LookupError, RuntimeError) as error:
             return "FAILED", f"Example runner could not summarize the sources: {error}"[:8192]
-        log(f"wrote {written} for run {run['id']}")
+        log(f"wrote {written} for run {reporter.dispatch.run_id}")
         return "COMPLETED", None
 
-    def finish(callback_url: str, run: dict[str, Any]) -> None:
-        status, error = work(callback_url, run)
-        answer = send_callback(callback_url, secret, status, error)
-        log(f"reported {status} for run {run['id']}: HTTP {answer}" + (f" ({error})" if error else ""))
+    def finish(dispatch: client.Dispatch) -> None:
+        reporter = client.RunReporter(dispatch, secret)
+        reporter.update(progress=0, message="started")
+        keeping: AbstractContextManager[Any] = (
+            reporter.keep_alive(every=heartbeat_every) if heartbeat_every else nullcontext())
+        try:
+            with keeping:
+                status, error = work(reporter)
+            check(reporter)
+        except Stopped:
+            log(f"stopped run {dispatch.run_id} without calling back: {reporter.heartbeat_error}")
+            return
+        try:
+            if error is None:
+                reporter.complete()
+            else:
+                reporter.fail(error)
+            answer = "HTTP 200"
+        except client.ReportFailed as refused:
+            if refused.status is None:
+                log(f"could not report {status} for run {dispatch.run_id}: {refused}")
+                return
+            answer = f"HTTP {refused.status} ({refused.detail})"
+        log(f"reported {status} for run {dispatch.run_id}: {answer}" + (f" ({error})" if error else ""))
 
     return ThreadingHTTPServer((host, port), RunnerHandler)
 
 
 def serve(host: str, port: int, secret: str, *, delay: float, fail: bool, api_key: str | None = None,
-          api_url: str | None = None) -> None:
-    server = make_server(host, port, secret, delay=delay, fail=fail, api_key=api_key, api_url=api_url)
+          api_url: str | None = None, heartbeat_every: float = 0) -> None:
+    server = make_server(host, port, secret, delay=delay, fail=fail, api_key=api_key, api_url=api_url,
+                         heartbeat_every=heartbeat_every)
     if fail or not api_key:
         doing = f"reports {'FAILED' if fail else 'COMPLETED'} after {delay:g}s"
     else:
         where = api_url or "the origin of each dispatch's callback URL"
         doing = f"summarizes each run's sources with the API at {where}"
+    if heartbeat_every:
+        doing += f", heartbeating every {heartbeat_every:g}s"
     print(f"example runner listening on http://{host}:{port}/ ({doing})", flush=True)
     try:
         server.serve_forever()

@@ -121,6 +121,7 @@ def _build(principal: Principal, request: CreateWorkflowDefinitionRequest, defin
         schedule_start_at=schedule.start_at if schedule else None,
         schedule_timezone=schedule.timezone if schedule else None,
         schedule_overlap=request.schedule_overlap,
+        retry_policy=request.retry_policy, heartbeat_timeout_seconds=request.heartbeat_timeout_seconds,
     )
 
 
@@ -151,7 +152,7 @@ def create(principal: Principal, request: CreateWorkflowDefinitionRequest) -> Wo
     _sync_schedule(definition, None)
     try:
         _table().put_item(
-            Item={**_key(principal.tenant_id, definition.id), **definition.model_dump(mode="json")},
+            Item={**_key(principal.tenant_id, definition.id), **aws.as_item(definition.model_dump(mode="json"))},
             ConditionExpression="attribute_not_exists(pk)",
         )
     except BaseException:
@@ -165,8 +166,8 @@ def replace(principal: Principal, definition_id: str, request: CreateWorkflowDef
     current = get_visible(principal, definition_id)
     definition = _build(principal, request, definition_id, current.created_by, current.created_at).model_copy(
         update={"last_schedule_error": current.last_schedule_error})
-    fields = definition.model_dump(mode="json", exclude={"tenant_id", "id", "created_by", "created_at", "run_count",
-                                                         "runs_created", *_OCCURRENCE_FIELDS})
+    fields = aws.as_item(definition.model_dump(mode="json", exclude={
+        "tenant_id", "id", "created_by", "created_at", "run_count", "runs_created", *_OCCURRENCE_FIELDS}))
     _sync_schedule(definition, current)
     try:
         _table().update_item(

@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from ksflow.knowledge.models import PartType
+from ksflow.lifecycle.policy import RetryPolicy
 from ksflow.schedules.models import Schedule, ScheduleError, ScheduleOverlap
 from ksflow.schedules.recurrence import Cadence
 
@@ -33,7 +34,19 @@ class EndedBy(StrEnum):
     TIMEOUT = "timeout"
     EXPIRY = "expiry"
     CANCEL = "cancel"
+    STOP = "stop"
     RECONCILE = "reconcile"
+    HEARTBEAT_TIMEOUT = "heartbeat_timeout"
+
+    @property
+    def reason(self) -> str:
+        """The `reason` of a `failed` run event (a cancel is a stop by another name)."""
+        return "stopped" if self in (EndedBy.CANCEL, EndedBy.STOP) else self.value
+
+    @property
+    def retryable(self) -> bool:
+        """Whether a retry policy may try again after an attempt ended this way."""
+        return self in (EndedBy.CALLBACK, EndedBy.DISPATCH, EndedBy.TIMEOUT, EndedBy.HEARTBEAT_TIMEOUT)
 
 
 class RunTrigger(StrEnum):
@@ -73,6 +86,8 @@ class CreateWorkflowDefinitionRequest(BaseModel):
     schedule_start_at: datetime | None = None
     schedule_timezone: TimezoneName | None = None
     schedule_overlap: ScheduleOverlap = ScheduleOverlap.SKIP
+    retry_policy: RetryPolicy | None = None
+    heartbeat_timeout_seconds: Annotated[int, Field(ge=10, le=3600)] | None = None
 
 
 class WorkflowDefinition(BaseModel):
@@ -103,6 +118,8 @@ class WorkflowDefinition(BaseModel):
     # Written by scheduled occurrences, never by create or PUT.
     last_schedule_error: ScheduleError | None = None
     last_scheduled_run_id: str | None = None
+    retry_policy: RetryPolicy | None = None
+    heartbeat_timeout_seconds: int | None = None
 
     @property
     def schedule(self) -> Schedule | None:
@@ -132,6 +149,8 @@ class WorkflowDefinitionResponse(BaseModel):
     schedule_overlap: ScheduleOverlap
     next_run_at: datetime | None
     last_schedule_error: ScheduleError | None
+    retry_policy: RetryPolicy | None
+    heartbeat_timeout_seconds: int | None
 
 
 class PathSnapshot(BaseModel):
@@ -157,8 +176,22 @@ class InvokeWorkflowRequest(BaseModel):
     idempotency_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
 
 
+class AttemptRecord(BaseModel):
+    """An earlier attempt of a run, as `attempts` shows it."""
+
+    attempt: int
+    status: RunStatus
+    error: str | None = None
+    started_at: datetime
+    completed_at: datetime | None = None
+
+
 class WorkflowRun(BaseModel):
-    """A run as stored (partition `RUN#{id}`), addressable by id alone for callbacks."""
+    """A run as stored (partition `RUN#{id}`), addressable by id alone for callbacks.
+
+    `started_at`, `deadline`, `status`, `error` and `completed_at` are the current attempt's;
+    earlier attempts are in `attempts`.
+    """
 
     tenant_id: str
     id: str
@@ -184,6 +217,24 @@ class WorkflowRun(BaseModel):
     scheduled_for: datetime | None = None
     created_at: datetime
     updated_at: datetime
+    attempt: int = 1
+    attempts: list[AttemptRecord] = Field(default_factory=list)
+    # The attempt the current series of policy retries began with (1, or the attempt a retry by hand started).
+    series_start: int = 1
+    # The execution that runs the current attempt (None: the first, named after the workflow id).
+    execution: str | None = None
+    retry_policy: RetryPolicy | None = None
+    heartbeat_timeout_seconds: int | None = None
+    progress: int | None = None
+    progress_message: str | None = None
+    last_heartbeat_at: datetime | None = None
+    # Progress events of the current attempt: a chatty runner's history is bounded.
+    heartbeat_events: int = 0
+    event_count: int = 0
+
+    @property
+    def execution_name(self) -> str:
+        return self.execution or self.workflow_id
 
     @property
     def workflow_id(self) -> str:
@@ -204,8 +255,22 @@ def workflow_id_for(run_id: str) -> str:
 
 
 def run_id_of(workflow_id: str) -> str | None:
-    """The run behind a workflow id (execution name), or None if it names no run."""
+    """The run behind a workflow id, or None if it names no run."""
     return workflow_id.removeprefix(RUN_WORKFLOW_PREFIX) if workflow_id.startswith(RUN_WORKFLOW_PREFIX) else None
+
+
+_RUN_ID_LENGTH = 36
+
+
+def execution_name_for(run_id: str, attempt: int) -> str:
+    """The execution a retry by hand starts: the workflow id and the attempt it begins with."""
+    return f"{workflow_id_for(run_id)}-{attempt}"
+
+
+def run_id_of_execution(name: str) -> str | None:
+    """The run behind any of its executions' names (`run-{id}` or `run-{id}-{attempt}`)."""
+    run_id = run_id_of(name)
+    return run_id[:_RUN_ID_LENGTH] if run_id else None
 
 
 class WorkflowRunResponse(BaseModel):
@@ -224,6 +289,11 @@ class WorkflowRunResponse(BaseModel):
     trigger: RunTrigger
     scheduled_for: datetime | None
     invoked_by: UUID
+    attempt: int
+    attempts: list[AttemptRecord]
+    progress: int | None
+    progress_message: str | None
+    last_heartbeat_at: datetime | None
 
 
 class CallbackRequest(BaseModel):
@@ -234,6 +304,13 @@ class CallbackRequest(BaseModel):
 
 class CallbackResponse(BaseModel):
     status: RunStatus
+
+
+class HeartbeatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # A fraction is accepted and rounded: runners compute `done / total * 100`.
+    progress: Annotated[float, Field(ge=0, le=100)] | None = None
+    message: Annotated[str, Field(max_length=1024)] | None = None
 
 
 def run_response(run: WorkflowRun) -> WorkflowRunResponse:

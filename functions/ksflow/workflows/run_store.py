@@ -10,10 +10,12 @@ Items:
   `expires_at`) once the signature's timestamp window is over.
 - the definition item's `run_count`, changed in the same transaction as each run write, and
   `last_scheduled_run_id`, set by the write of each scheduled run.
+- `RUN#{run_id}` / `EVENT#...`: the run's history (`lifecycle.events`), written in the same
+  transaction as the change each event tells of.
 
-Every status change is a conditional write on the current status, so whichever of the
-callback, the deadline, the expiry schedule or a cancel writes first wins, and the
-loser changes nothing.
+Every status change is a conditional write on the run as it was read (status, attempt and
+task token), so whichever of the callback, the deadline, the expiry schedule, a stop or a
+heartbeat timeout writes first wins for that attempt, and the loser changes nothing.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ from botocore.exceptions import ClientError
 
 from ksflow import aws, clock, observability
 from ksflow.config import settings
+from ksflow.lifecycle import events
+from ksflow.lifecycle.events import RunEvent, RunEventType
+from ksflow.lifecycle.policy import NextAttempt
 from ksflow.workflows import snapshots
-from ksflow.workflows.models import EndedBy, RunStatus, RunTrigger, WorkflowRun
+from ksflow.workflows.models import AttemptRecord, EndedBy, RunStatus, RunTrigger, WorkflowRun
 
 OPEN_STATUSES = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 
@@ -61,7 +66,7 @@ def message_claim_key(definition_id: str, message_id: str) -> dict[str, str]:
 def _run_item(run: WorkflowRun) -> dict[str, Any]:
     external = {"run_snapshot"} if run.snapshot_s3_key else set()
     return {
-        **run_key(run.id), **run.model_dump(mode="json", exclude_none=True, exclude=external),
+        **run_key(run.id), **aws.as_item(run.model_dump(mode="json", exclude_none=True, exclude=external)),
         "gsi1pk": f"WORKFLOWDEF#{run.workflow_definition_id}",
         "gsi1sk": f"{clock.iso(run.created_at)}#{run.id}",
     }
@@ -113,9 +118,12 @@ def _externalize_snapshot(run: WorkflowRun) -> WorkflowRun:
 
 
 def insert(run: WorkflowRun) -> WorkflowRun:
-    """Write a new run, its idempotency claim and its definition's run counts in one transaction."""
-    run = _externalize_snapshot(run)
+    """Write a new run, its `created` event, its idempotency claim and its definition's run counts at once."""
+    run = _externalize_snapshot(run).model_copy(update={"event_count": 1})
     table = _table()
+    created = events.new(RunEventType.CREATED, run.attempt, {
+        "invoked_by": run.user_id, "idempotency_key": run.idempotency_key, "trigger": run.trigger.value,
+        "scheduled_for": clock.iso(run.scheduled_for) if run.scheduled_for else None}, at=run.created_at)
     writes = [
         {"Put": {"TableName": table.name, "Item": _run_item(run), "ConditionExpression": "attribute_not_exists(pk)"}},
         _count_run(table.name, run, 1),
@@ -125,6 +133,7 @@ def insert(run: WorkflowRun) -> WorkflowRun:
                  "tenant_id": run.tenant_id}
         writes.append({"Put": {"TableName": table.name, "Item": claim,
                                "ConditionExpression": "attribute_not_exists(pk)"}})
+    writes += events.puts(table.name, run.id, [created])
     try:
         table.meta.client.transact_write_items(TransactItems=writes)
     except BaseException as error:
@@ -200,6 +209,7 @@ def delete(run: WorkflowRun) -> bool:
         raise
     if run.snapshot_s3_key:
         snapshots.delete([run.snapshot_s3_key])
+    events.delete_all(table, [run.id])
     return True
 
 
@@ -217,6 +227,7 @@ def delete_many(runs: list[WorkflowRun]) -> None:
             if run.idempotency_key is not None:
                 batch.delete_item(Key=claim_key(run.workflow_definition_id, run.idempotency_key))
     snapshots.delete([run.snapshot_s3_key for run in runs if run.snapshot_s3_key])
+    events.delete_all(_table(), [run.id for run in runs])
 
 
 def definition_and_claim(tenant_id: str, definition_id: str,
@@ -241,18 +252,12 @@ def get(run_id: str) -> WorkflowRun | None:
     return WorkflowRun.model_validate(item) if item else None
 
 
-def record_task_token(run_id: str, task_token: str) -> WorkflowRun | None:
-    """Store the execution's task token while the run is PENDING; None once it has ended."""
+def record_task_token(run_id: str, attempt: int, task_token: str) -> WorkflowRun | None:
+    """Store the execution's task token while the run is PENDING at `attempt`; None once that attempt ended."""
+    update = _Update().set("task_token", task_token).set("updated_at", clock.iso(clock.now()))
+    update.require("attribute_exists(pk)").require_status(RunStatus.PENDING).require_attempt(attempt)
     try:
-        response = _table().update_item(
-            Key=run_key(run_id),
-            UpdateExpression="SET task_token = :token, updated_at = :now",
-            ConditionExpression="attribute_exists(pk) AND #status = :pending",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":token": task_token, ":now": clock.iso(clock.now()),
-                                       ":pending": RunStatus.PENDING.value},
-            ReturnValues="ALL_NEW",
-        )
+        response = _table().update_item(Key=run_key(run_id), ReturnValues="ALL_NEW", **update.params())
     except ClientError as error:
         if _conditional_failure(error):
             return None
@@ -260,59 +265,185 @@ def record_task_token(run_id: str, task_token: str) -> WorkflowRun | None:
     return WorkflowRun.model_validate(response["Attributes"])
 
 
-def mark_running(run_id: str) -> bool:
-    """PENDING -> RUNNING when the runner accepted the dispatch; a run that already ended stays."""
+class _Update:
+    """One UpdateItem of a run item: its SET, REMOVE and ADD clauses and the conditions it needs."""
+
+    def __init__(self) -> None:
+        self._set: list[str] = []
+        self._remove: list[str] = []
+        self._add: list[str] = []
+        self._conditions: list[str] = []
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def _name(self, field: str) -> str:
+        self.names[f"#{field}"] = field
+        return f"#{field}"
+
+    def set(self, field: str, value: Any, expression: str | None = None) -> _Update:
+        self.values[f":{field}"] = value
+        self._set.append(f"{self._name(field)} = {expression or f':{field}'}")
+        return self
+
+    def append_attempt(self, record: AttemptRecord) -> _Update:
+        """Add an earlier attempt to `attempts` (absent on runs that never retried)."""
+        self.values[":no_attempts"] = []
+        return self.set("attempts", [aws.as_item(record.model_dump(mode="json"))],
+                        "list_append(if_not_exists(#attempts, :no_attempts), :attempts)")
+
+    def remove(self, *fields: str) -> _Update:
+        self._remove.extend(self._name(field) for field in fields)
+        return self
+
+    def add(self, field: str, amount: int) -> _Update:
+        self.values[f":add_{field}"] = amount
+        self._add.append(f"{self._name(field)} :add_{field}")
+        return self
+
+    def require(self, condition: str, **values: Any) -> _Update:
+        self._conditions.append(condition)
+        self.values.update({f":{name}": value for name, value in values.items()})
+        return self
+
+    def require_status(self, *statuses: RunStatus) -> _Update:
+        held = [f":held_{status.value.lower()}" for status in statuses]
+        self.values.update({name: status.value for name, status in zip(held, statuses, strict=True)})
+        return self.require(f"{self._name('status')} IN ({', '.join(held)})")
+
+    def require_attempt(self, attempt: int) -> _Update:
+        """Runs written before attempts existed have no `attempt`: they are at their first."""
+        condition = f"{self._name('attempt')} = :held_attempt"
+        if attempt == 1:
+            condition = f"({condition} OR attribute_not_exists({self._name('attempt')}))"
+        return self.require(condition, held_attempt=attempt)
+
+    def require_as_read(self, run: WorkflowRun) -> _Update:
+        """Open, at the attempt, and waiting on the task token that were read."""
+        self.require_status(RunStatus.PENDING, RunStatus.RUNNING).require_attempt(run.attempt)
+        if run.task_token is None:
+            return self.require("attribute_not_exists(task_token)")
+        return self.require("task_token = :held_token", held_token=run.task_token)
+
+    def params(self) -> dict[str, Any]:
+        clauses = [f"SET {', '.join(self._set)}" if self._set else "",
+                   f"REMOVE {', '.join(self._remove)}" if self._remove else "",
+                   f"ADD {', '.join(self._add)}" if self._add else ""]
+        params: dict[str, Any] = {"UpdateExpression": " ".join(c for c in clauses if c),
+                                  "ConditionExpression": " AND ".join(self._conditions)}
+        if self.names:
+            params["ExpressionAttributeNames"] = self.names
+        if self.values:
+            params["ExpressionAttributeValues"] = self.values
+        return params
+
+
+def _with_events(table_name: str, run_id: str, update: _Update, written: list[RunEvent]) -> list[dict[str, Any]]:
+    """The run's update (counting its new events) followed by the events' own items."""
+    if written:
+        update.add("event_count", len(written))
+    return [{"Update": {"TableName": table_name, "Key": run_key(run_id), **update.params()}},
+            *events.puts(table_name, run_id, written)]
+
+
+def _transact(writes: list[dict[str, Any]]) -> bool:
+    """False if the run item's condition (the first write) failed; any other failure raises."""
     try:
-        _table().update_item(
-            Key=run_key(run_id),
-            UpdateExpression="SET #status = :running, updated_at = :now",
-            ConditionExpression="#status = :pending",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":running": RunStatus.RUNNING.value, ":pending": RunStatus.PENDING.value,
-                                       ":now": clock.iso(clock.now())},
-        )
+        _table().meta.client.transact_write_items(TransactItems=writes)
     except ClientError as error:
-        if _conditional_failure(error):
+        if 0 in aws.failed_conditions(error):
             return False
         raise
-    observability.logger.info("Run is running", extra={"run_id": run_id})
     return True
 
 
-def _terminal_update(status: RunStatus, error: str | None, ended_by: EndedBy, now: str) -> dict[str, Any]:
-    """The parts of an UpdateItem that end a run, guarded by its status still being open."""
-    values: dict[str, Any] = {":status": status.value, ":now": now, ":by": ended_by.value,
-                              ":pending": OPEN_STATUSES[0], ":running": OPEN_STATUSES[1]}
-    names = {"#status": "status"}
-    update = "SET #status = :status, completed_at = :now, updated_at = :now, ended_by = :by"
-    if error is not None:
-        update += ", #error = :error"
-        values[":error"] = error
-        names["#error"] = "error"
-    return {"UpdateExpression": update, "ConditionExpression": "#status IN (:pending, :running)",
-            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
+def record_dispatch(run: WorkflowRun, attempt_event: RunEvent, accepted: bool) -> bool:
+    """Record a dispatch attempt; an accepted one moves the run PENDING -> RUNNING if it still waits on it.
 
-
-def finish(run_id: str, status: RunStatus, error: str | None, ended_by: EndedBy) -> WorkflowRun | None:
-    """Write a terminal status if the run is still open; the written run, or None if it lost.
-
-    Every ending passes through here or `finish_reported` exactly once, so outcomes are counted here.
+    A run that ended meanwhile (the runner called back before answering) keeps its status, and
+    the attempt is recorded all the same.
     """
-    try:
-        response = _table().update_item(Key=run_key(run_id), ReturnValues="ALL_NEW",
-                                         **_terminal_update(status, error, ended_by, clock.iso(clock.now())))
-    except ClientError as failure:
-        if _conditional_failure(failure):
-            return None
-        raise
-    finished = WorkflowRun.model_validate(response["Attributes"])
-    observability.run_ended(finished)
-    return finished
+    table_name = _table().name
+    if accepted:
+        dispatched = events.new(RunEventType.DISPATCHED, run.attempt)
+        update = _Update().set("status", RunStatus.RUNNING.value).set("updated_at", clock.iso(clock.now()))
+        update.require_status(RunStatus.PENDING).require_attempt(run.attempt)
+        if _transact(_with_events(table_name, run.id, update, [attempt_event, dispatched])):
+            observability.logger.info("Run is running", extra={"run_id": run.id})
+            return True
+    _transact(_with_events(table_name, run.id, _Update().require("attribute_exists(pk)"), [attempt_event]))
+    return False
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How an attempt ends: the run's outcome, or (`next_attempt`) a policy retry after a failure."""
+
+    status: RunStatus
+    error: str | None
+    ended_by: EndedBy
+    next_attempt: NextAttempt | None = None
+
+
+def _ending_update(run: WorkflowRun, ending: Ending, now: datetime) -> tuple[_Update, list[RunEvent], WorkflowRun]:
+    """The write that ends the attempt of `run` as read, its events, and the run as it will be."""
+    stamp = clock.iso(now)
+    update = _Update().require_as_read(run).set("updated_at", stamp)
+    if ending.status == RunStatus.COMPLETED:
+        outcome = [events.new(RunEventType.COMPLETED, run.attempt, at=now)]
+    else:
+        outcome = [events.new(RunEventType.FAILED, run.attempt, {
+            "reason": ending.ended_by.reason, "error": ending.error,
+            "retrying": True if ending.next_attempt else None}, at=now)]
+    following = ending.next_attempt
+    if following is None:
+        update.set("status", ending.status.value).set("completed_at", stamp).set("ended_by", ending.ended_by.value)
+        changes: dict[str, Any] = {"status": ending.status, "completed_at": now, "ended_by": ending.ended_by,
+                                   "updated_at": now}
+        if ending.error is not None:
+            update.set("error", ending.error)
+            changes["error"] = ending.error
+        return update, outcome, run.model_copy(update=changes)
+    record = AttemptRecord(attempt=run.attempt, status=ending.status, error=_history_error(ending.error),
+                           started_at=run.started_at, completed_at=now)
+    update.set("status", RunStatus.PENDING.value).set("attempt", following.attempt)
+    update.append_attempt(record)
+    update.set("started_at", clock.iso(following.started_at)).set("deadline", clock.iso(following.deadline))
+    update.set("heartbeat_events", 0)
+    update.remove("error", "completed_at", "ended_by", "task_token", "progress", "progress_message",
+                  "last_heartbeat_at")
+    outcome.append(events.new(RunEventType.RETRY_SCHEDULED, following.attempt, {
+        "wait_seconds": following.wait_seconds, "starts_at": clock.iso(following.started_at)}, at=now))
+    retried = run.model_copy(update={
+        "status": RunStatus.PENDING, "attempt": following.attempt, "attempts": [*run.attempts, record],
+        "started_at": following.started_at, "deadline": following.deadline, "heartbeat_events": 0,
+        "error": None, "completed_at": None, "ended_by": None, "task_token": None, "progress": None,
+        "progress_message": None, "last_heartbeat_at": None, "updated_at": now})
+    return update, outcome, retried
+
+
+# An earlier attempt's error is kept this long in `attempts`; its `failed` event holds all of it.
+HISTORY_ERROR_CHARS = 1024
+
+
+def _history_error(error: str | None) -> str | None:
+    if error is None or len(error) <= HISTORY_ERROR_CHARS:
+        return error
+    return error[:HISTORY_ERROR_CHARS - 1] + "\u2026"
+
+
+def end_attempt(run: WorkflowRun, ending: Ending) -> WorkflowRun | None:
+    """End the current attempt of `run` as read; the run as written, or None if it changed meanwhile."""
+    update, written, ended = _ending_update(run, ending, clock.now())
+    if not _transact(_with_events(_table().name, run.id, update, written)):
+        return None
+    if ended.status.terminal:
+        observability.run_ended(ended)
+    return ended
 
 
 @dataclass(frozen=True)
 class SignedMessage:
-    """A callback message whose signature was verified with one of the definition's secrets."""
+    """A runner's message whose signature was verified with one of the definition's secrets."""
 
     message_id: str
     secret_ciphertext: str
@@ -323,36 +454,58 @@ MESSAGE_CLAIM_LIFETIME = timedelta(minutes=15)
 
 
 class MessageReplayed(Exception):
-    """The signed message was already accepted for another run."""
+    """The signed message was already accepted for another run, or another attempt of this one."""
+
+    def __init__(self, claimed_attempt: int | None) -> None:
+        super().__init__(claimed_attempt)
+        # The attempt of this run it was accepted for; None when it was another run's.
+        self.claimed_attempt = claimed_attempt
 
 
 class SecretRotated(Exception):
     """The secret that verified the message is no longer the definition's current one."""
 
 
-def _message_writes(table_name: str, run: WorkflowRun, signed: SignedMessage, now: datetime) -> list[dict[str, Any]]:
-    """Claim the message id for this run, and check the verifying secret is still the current one."""
+def _message_writes(table_name: str, run: WorkflowRun, signed: SignedMessage, now: datetime,
+                    *, repeatable: bool) -> list[dict[str, Any]]:
+    """Claim the message id for this run's attempt, and check the verifying secret is still the current one.
+
+    A repeatable message (a callback) may be presented again to the same attempt; a heartbeat may not.
+    """
     claim = {**message_claim_key(run.workflow_definition_id, signed.message_id), "run_id": run.id,
-             "tenant_id": run.tenant_id, "expires_at": int((now + MESSAGE_CLAIM_LIFETIME).timestamp())}
+             "attempt": run.attempt, "tenant_id": run.tenant_id,
+             "expires_at": int((now + MESSAGE_CLAIM_LIFETIME).timestamp())}
+    put: dict[str, Any] = {"TableName": table_name, "Item": claim, "ConditionExpression": "attribute_not_exists(pk)"}
+    if repeatable:
+        same_attempt = "attempt = :attempt" + (" OR attribute_not_exists(attempt)" if run.attempt == 1 else "")
+        put["ConditionExpression"] += f" OR (run_id = :run AND ({same_attempt}))"
+        put["ExpressionAttributeValues"] = {":run": run.id, ":attempt": run.attempt}
     return [
-        {"Put": {"TableName": table_name, "Item": claim,
-                 "ConditionExpression": "attribute_not_exists(pk) OR run_id = :run",
-                 "ExpressionAttributeValues": {":run": run.id}}},
+        {"Put": put},
         {"ConditionCheck": {"TableName": table_name, "Key": _definition_key(run),
                             "ConditionExpression": "secret_ciphertext = :secret",
                             "ExpressionAttributeValues": {":secret": signed.secret_ciphertext}}},
     ]
 
 
-def _transact_guarded(writes: list[dict[str, Any]], message_at: int | None) -> bool:
-    """Run a transaction; False if the run item's condition failed, the message's own failures raised."""
+def _claimed_attempt(run: WorkflowRun, message_id: str) -> int | None:
+    """The attempt of `run` a message id was accepted for; None if another run's (or gone)."""
+    item = _table().get_item(Key=message_claim_key(run.workflow_definition_id, message_id),
+                             ConsistentRead=True).get("Item")
+    if item is None or item.get("run_id") != run.id:
+        return None
+    return int(item.get("attempt", 1))
+
+
+def _transact_signed(writes: list[dict[str, Any]], run: WorkflowRun, signed: SignedMessage | None) -> bool:
+    """Run a transaction whose last two writes are a message's; False if the run item's condition failed."""
     try:
         _table().meta.client.transact_write_items(TransactItems=writes)
     except ClientError as error:
         failed = aws.failed_conditions(error)
-        if message_at is not None and message_at in failed:
-            raise MessageReplayed from error
-        if message_at is not None and message_at + 1 in failed:
+        if signed is not None and len(writes) - 2 in failed:
+            raise MessageReplayed(_claimed_attempt(run, signed.message_id)) from error
+        if signed is not None and len(writes) - 1 in failed:
             raise SecretRotated from error
         if 0 in failed:
             return False
@@ -361,32 +514,97 @@ def _transact_guarded(writes: list[dict[str, Any]], message_at: int | None) -> b
 
 
 def bind_message(run: WorkflowRun, signed: SignedMessage) -> None:
-    """Accept a signed message for a run that has already ended (a repeat), changing nothing else."""
-    _transact_guarded(_message_writes(_table().name, run, signed, clock.now()), 0)
+    """Accept a signed callback for a run that has already ended (a repeat), changing nothing else."""
+    _transact_signed(_message_writes(_table().name, run, signed, clock.now(), repeatable=True), run, signed)
 
 
-def finish_reported(run: WorkflowRun, status: RunStatus, error: str | None,
+def finish_reported(run: WorkflowRun, ending: Ending, callback_event: RunEvent,
                     signed: SignedMessage | None) -> WorkflowRun | None:
-    """End an open run as its callback reports, as read in `run`; None if it ended or changed meanwhile.
+    """End the attempt of `run` (as read) as its callback reports; None if it ended or changed meanwhile.
 
     The run must still hold the task token that was read, so the token answered afterwards is the
-    one its execution waits on. A signed message is claimed for this run and its secret checked
-    against the definition in the same transaction: a replay to another run or a rotated secret
-    raises and writes nothing.
+    one its execution waits on. A signed message is claimed for this attempt and its secret checked
+    against the definition in the same transaction: a replay elsewhere or a rotated secret raises
+    and writes nothing.
     """
     table, now = _table(), clock.now()
-    guarded = _terminal_update(status, error, EndedBy.CALLBACK, clock.iso(now))
-    if run.task_token is None:
-        guarded["ConditionExpression"] += " AND attribute_not_exists(task_token)"
-    else:
-        guarded["ConditionExpression"] += " AND task_token = :token"
-        guarded["ExpressionAttributeValues"][":token"] = run.task_token
-    writes = [{"Update": {"TableName": table.name, "Key": run_key(run.id), **guarded}}]
+    update, written, ended = _ending_update(run, ending, now)
+    writes = _with_events(table.name, run.id, update, [callback_event, *written])
     if signed is not None:
-        writes += _message_writes(table.name, run, signed, now)
-    if not _transact_guarded(writes, 1 if signed is not None else None):
+        writes += _message_writes(table.name, run, signed, now, repeatable=True)
+    if not _transact_signed(writes, run, signed):
         return None
-    finished = run.model_copy(update={"status": status, "error": error, "completed_at": now, "updated_at": now,
-                                      "ended_by": EndedBy.CALLBACK})
-    observability.run_ended(finished)
-    return finished
+    if ended.status.terminal:
+        observability.run_ended(ended)
+    return ended
+
+
+# A runner that reports progress on every heartbeat records at most this many progress events per attempt.
+MAX_PROGRESS_EVENTS = 100
+
+
+def record_heartbeat(run: WorkflowRun, progress: int | None, message: str | None,
+                     signed: SignedMessage | None) -> bool:
+    """Record a heartbeat on the attempt of `run` as read; False if the attempt ended or changed meanwhile.
+
+    `updated_at` stays: a heartbeat is not a change of the run. A changed progress is an event,
+    up to `MAX_PROGRESS_EVENTS` per attempt.
+    """
+    table, now = _table(), clock.now()
+    update = _Update().require_as_read(run).set("last_heartbeat_at", clock.iso(now))
+    if progress is not None:
+        update.set("progress", progress)
+    if message is not None:
+        update.set("progress_message", message)
+    written: list[RunEvent] = []
+    if progress is not None and progress != run.progress and run.heartbeat_events < MAX_PROGRESS_EVENTS:
+        written.append(events.new(RunEventType.HEARTBEAT, run.attempt, {"progress": progress, "message": message},
+                                  at=now))
+        update.add("heartbeat_events", 1)
+    writes = _with_events(table.name, run.id, update, written)
+    if signed is not None:
+        writes += _message_writes(table.name, run, signed, now, repeatable=False)
+    return _transact_signed(writes, run, signed)
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """A retry by hand: the new attempt, its execution and the definition's current runner settings."""
+
+    attempt: int
+    execution: str
+    started_at: datetime
+    deadline: datetime
+    runner_url: str
+    secret_ciphertext: str
+    retry_policy: dict[str, Any] | None
+    heartbeat_timeout_seconds: int | None
+    by: str
+
+
+def start_rerun(run: WorkflowRun, rerun: Rerun) -> WorkflowRun | None:
+    """A FAILED run (as read) at its next attempt, PENDING; None if it changed meanwhile (a concurrent retry)."""
+    now = clock.now()
+    record = AttemptRecord(attempt=run.attempt, status=run.status, error=_history_error(run.error),
+                           started_at=run.started_at, completed_at=run.completed_at)
+    update = _Update().require_status(RunStatus.FAILED).require_attempt(run.attempt)
+    update.set("status", RunStatus.PENDING.value).set("attempt", rerun.attempt).set("series_start", rerun.attempt)
+    update.append_attempt(record)
+    update.set("execution", rerun.execution).set("started_at", clock.iso(rerun.started_at))
+    update.set("deadline", clock.iso(rerun.deadline)).set("updated_at", clock.iso(now))
+    update.set("runner_url", rerun.runner_url).set("secret_ciphertext", rerun.secret_ciphertext)
+    update.set("heartbeat_events", 0)
+    if rerun.retry_policy is not None:
+        update.set("retry_policy", aws.as_item(rerun.retry_policy))
+    if rerun.heartbeat_timeout_seconds is not None:
+        update.set("heartbeat_timeout_seconds", rerun.heartbeat_timeout_seconds)
+    fields_removed = ["error", "completed_at", "ended_by", "task_token", "progress", "progress_message",
+                      "last_heartbeat_at"]
+    fields_removed += [name for name, value in (("retry_policy", rerun.retry_policy),
+                                                ("heartbeat_timeout_seconds", rerun.heartbeat_timeout_seconds))
+                       if value is None]
+    update.remove(*fields_removed)
+    retried = events.new(RunEventType.RETRIED, rerun.attempt, {"by": rerun.by}, at=now)
+    if not _transact(_with_events(_table().name, run.id, update, [retried])):
+        return None
+    return get(run.id)

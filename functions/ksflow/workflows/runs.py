@@ -1,8 +1,7 @@
-"""Invoking a definition, reading runs, and the runner's callback."""
+"""Invoking a definition, reading runs, and the runner's callback (and how runners authenticate)."""
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -16,6 +15,8 @@ from ksflow.identity import store as identity
 from ksflow.identity.models import Principal
 from ksflow.knowledge import store as knowledge
 from ksflow.knowledge.models import PathPart
+from ksflow.lifecycle import attempts, events
+from ksflow.lifecycle.events import RunEventType
 from ksflow.observability import follow_run, logger, metrics
 from ksflow.orchestration import executions
 from ksflow.workflows import definitions, run_store, secrets, snapshots, webhooks
@@ -88,13 +89,14 @@ def _new_run(principal: Principal, definition: WorkflowDefinition, idempotency_k
         run_snapshot=snapshot, runner_url=definition.runner_url, secret_ciphertext=definition.secret_ciphertext,
         idempotency_key=idempotency_key, correlation_id=logger.get_correlation_id(),
         trigger=RunTrigger.MANUAL if occurrence is None else RunTrigger.SCHEDULE, scheduled_for=occurrence,
-        created_at=now, updated_at=now,
+        created_at=now, updated_at=now, retry_policy=definition.retry_policy,
+        heartbeat_timeout_seconds=definition.heartbeat_timeout_seconds,
     )
 
 
 def _start(run: WorkflowRun) -> None:
-    """Start the run's execution (idempotent by name), with the seconds left until its deadline."""
-    executions.start(run.id, math.ceil((run.deadline - clock.now()).total_seconds()))
+    """Start the execution of the run's attempt (idempotent by name), with the seconds left until its deadline."""
+    executions.start(run, clock.now())
 
 
 def _replay(definition: WorkflowDefinition, run_id: str) -> WorkflowRun:
@@ -121,20 +123,20 @@ def invoke(principal: Principal, definition_id: str, idempotency_key: str | None
         return _replay(definition, claimed)
     run = _new_run(principal, definition, idempotency_key, occurrence)
     # The expiry schedule exists before the run does, so no crash can leave the run open for good.
-    executions.schedule_expiry(run.id, executions.expiry_time(run.deadline))
+    executions.schedule_expiry(run.id, run.attempt, executions.expiry_time(run.deadline))
     try:
         run = run_store.insert(run)
     except run_store.DefinitionGone:
-        executions.delete_expiry(run.id)
+        executions.delete_expiry(run.id, run.attempt)
         raise NotFound("Workflow definition not found") from None
     except run_store.DuplicateIdempotencyKey:
-        executions.delete_expiry(run.id)
+        executions.delete_expiry(run.id, run.attempt)
         winner = run_store.claimed_run_id(definition.id, idempotency_key or "")
         if winner is None:
             raise IdempotencyKeyBusy from None
         return _replay(definition, winner)
     except BaseException:
-        executions.delete_expiry(run.id)
+        executions.delete_expiry(run.id, run.attempt)
         raise
     try:
         _start(run)
@@ -156,7 +158,7 @@ def _withdraw(run: WorkflowRun) -> None:
     logger.exception("Run execution did not start", extra={"run_id": run.id})
     try:
         run_store.delete(run)
-        executions.delete_expiry(run.id)
+        executions.delete_expiry(run.id, run.attempt)
     except Exception:
         logger.exception("Run not withdrawn", extra={"run_id": run.id})
 
@@ -182,6 +184,8 @@ def get_for_response(principal: Principal, run_id: str) -> WorkflowRun:
 RESPONSE_BUDGET_BYTES = 4 * 1024 * 1024
 # What a run's response holds besides its snapshot, at most (error text, URLs, timestamps).
 _RUN_FIELDS_BYTES = 48 * 1024
+# An earlier attempt in `attempts`, at most (its error is cut to `run_store.HISTORY_ERROR_CHARS`).
+_ATTEMPT_BYTES = 4 * run_store.HISTORY_ERROR_CHARS + 256
 
 
 def _fit_response_budget(page: list[WorkflowRun]) -> list[WorkflowRun]:
@@ -193,7 +197,8 @@ def _fit_response_budget(page: list[WorkflowRun]) -> list[WorkflowRun]:
     fitted: list[WorkflowRun] = []
     used = 0
     for run in page:
-        size = _RUN_FIELDS_BYTES + (run.snapshot_bytes or snapshots.INLINE_LIMIT_BYTES)
+        size = (_RUN_FIELDS_BYTES + (run.snapshot_bytes or snapshots.INLINE_LIMIT_BYTES)
+                + _ATTEMPT_BYTES * len(run.attempts))
         if fitted and used + size > RESPONSE_BUDGET_BYTES:
             break
         fitted.append(run_store.with_snapshot(run))
@@ -233,7 +238,7 @@ def _verified_message(run: WorkflowRun, headers: Mapping[str, str], body: str, *
     """The message, if signed with the definition's secret; checking the run's copy first saves a read.
 
     The run keeps the secret it was invoked under; whether that is still the definition's current
-    one is checked when the callback is written, so a rotated secret stops working at once.
+    one is checked when the message is written, so a rotated secret stops working at once.
     """
     message_id = webhooks.message_id(headers)
 
@@ -249,22 +254,58 @@ def _verified_message(run: WorkflowRun, headers: Mapping[str, str], body: str, *
     raise Unauthorized("Invalid webhook signature")
 
 
-def _authenticate_callback(run: WorkflowRun, headers: Mapping[str, str], body: str,
-                           api_key: str | None) -> run_store.SignedMessage | None:
-    """A runner signs with the definition's webhook secret; a user may present an API key."""
+def reverify(run: WorkflowRun, headers: Mapping[str, str], body: str) -> run_store.SignedMessage:
+    """After `SecretRotated`: the message again, verified with the definition's current secret only."""
+    return _verified_message(run, headers, body, trust_run_secret=False)
+
+
+def runner_message(run_id: str, headers: Mapping[str, str], body: str,
+                   api_key: str | None) -> tuple[WorkflowRun, run_store.SignedMessage | None]:
+    """The run a runner's message (callback or heartbeat) is for, and the message if it was signed.
+
+    A runner signs with the definition's webhook secret; a user who can see the run may
+    present an API key instead (None: nothing to claim).
+    """
+    if not (webhooks.has_signature(headers) or api_key is not None):
+        raise Unauthorized("Callback must carry a valid webhook signature or API key")
+    run = run_store.get(run_id)
+    if run is None:
+        raise NotFound("Workflow run not found")
+    follow_run(run)
     if webhooks.has_signature(headers):
-        return _verified_message(run, headers, body, trust_run_secret=True)
+        return run, _verified_message(run, headers, body, trust_run_secret=True)
     principal = identity.authenticate(api_key) if api_key else None
     if principal is None:
         raise Unauthorized("Callback must carry a valid webhook signature or API key")
     _visible(principal, run)
-    return None
+    return run, None
 
 
 class CallbackConflict(Conflict):
     def __init__(self, run: WorkflowRun) -> None:
         reason = f": {run.error}" if run.error else ""
         super().__init__(f"Workflow run already ended with status {run.status.value}{reason}")
+
+
+class StaleAttempt(Conflict):
+    """A runner's message for an attempt the run has moved past: the runner should stop."""
+
+    def __init__(self, attempt: int, run: WorkflowRun) -> None:
+        super().__init__(f"Attempt {attempt} of this workflow run is no longer current "
+                         f"(the run is at attempt {run.attempt}, {run.status.value})")
+
+
+def check_attempt(run: WorkflowRun, attempt: int | None) -> None:
+    """A message naming an attempt applies to that attempt only; without one, to the current attempt."""
+    if attempt is not None and attempt != run.attempt:
+        raise StaleAttempt(attempt, run)
+
+
+def claimed_elsewhere(replayed: run_store.MessageReplayed, run: WorkflowRun) -> Exception:
+    """A signed message already accepted for another run is refused; for another attempt of this one, stale."""
+    if replayed.claimed_attempt is None:
+        return Unauthorized("This signed message was already accepted for another workflow run")
+    return StaleAttempt(replayed.claimed_attempt, run)
 
 
 def _outcome(run: WorkflowRun, requested: RunStatus) -> RunStatus:
@@ -275,16 +316,13 @@ def _outcome(run: WorkflowRun, requested: RunStatus) -> RunStatus:
 
 
 def _end_for_time_limit(run: WorkflowRun) -> WorkflowRun | None:
-    """A callback past the deadline loses even if the timer has not fired yet: the run fails now."""
-    message = (f"Run exceeded its time limit of {run.max_run_duration_seconds} seconds "
-               "(max_run_duration_seconds); the runner's callback came after the deadline")
-    ended = run_store.finish(run.id, RunStatus.FAILED, message, EndedBy.TIMEOUT)
+    """A callback past the deadline loses even if the timer has not fired yet: the attempt fails now."""
+    message = attempts.time_limit_error(run.max_run_duration_seconds,
+                                        "; the runner's callback came after the deadline")
+    ending = attempts.failure(run, message, EndedBy.TIMEOUT, execution_waits=run.task_token is not None)
+    ended = run_store.end_attempt(run, ending)
     if ended is not None:
-        if ended.task_token:
-            executions.answer_task(ended.task_token, {"status": "TIMED_OUT"})
-        else:
-            executions.stop(run.id, message)
-        executions.delete_expiry(run.id)
+        attempts.release(ended, run.task_token)
     return ended
 
 
@@ -292,8 +330,8 @@ class _RunChanged(Exception):
     """The run changed between reading and writing it (it ended, or got a new task token)."""
 
 
-def _apply_report(run: WorkflowRun, requested: RunStatus, reported_error: str | None,
-                  signed: run_store.SignedMessage | None) -> RunStatus:
+def _apply_report(run: WorkflowRun, request: CallbackRequest, signed: run_store.SignedMessage | None) -> RunStatus:
+    requested = RunStatus(request.status)
     if run.status.terminal:
         if signed is not None:
             run_store.bind_message(run, signed)
@@ -302,13 +340,20 @@ def _apply_report(run: WorkflowRun, requested: RunStatus, reported_error: str | 
         ended = _end_for_time_limit(run)
         if ended is None:
             raise _RunChanged
-        raise CallbackConflict(ended)
-    finished = run_store.finish_reported(run, requested, reported_error, signed)
+        raise CallbackConflict(ended) if ended.status.terminal else Conflict(
+            f"Attempt {run.attempt} exceeded its time limit before the callback; attempt {ended.attempt} is scheduled")
+    if requested == RunStatus.COMPLETED:
+        ending = run_store.Ending(RunStatus.COMPLETED, None, EndedBy.CALLBACK)
+    else:
+        ending = attempts.failure(run, request.error or "Runner reported failure", EndedBy.CALLBACK,
+                                  execution_waits=run.task_token is not None)
+    reported = events.new(RunEventType.CALLBACK, run.attempt, {
+        "status": requested.value, "error": request.error,
+        "authenticated_by": "signature" if signed is not None else "api_key"})
+    finished = run_store.finish_reported(run, ending, reported, signed)
     if finished is None:
         raise _RunChanged
-    if finished.task_token:
-        executions.answer_task(finished.task_token, {"status": finished.status.value})
-    executions.delete_expiry(run.id)
+    attempts.release(finished, run.task_token)
     return finished.status
 
 
@@ -316,48 +361,24 @@ def _apply_report(run: WorkflowRun, requested: RunStatus, reported_error: str | 
 _CALLBACK_ATTEMPTS = 4
 
 
-def callback(run_id: str, headers: Mapping[str, str], body: str, api_key: str | None) -> RunStatus:
-    has_credentials = webhooks.has_signature(headers) or api_key is not None
-    if not has_credentials:
-        raise Unauthorized("Callback must carry a valid webhook signature or API key")
-    run = run_store.get(run_id)
-    if run is None:
-        raise NotFound("Workflow run not found")
-    follow_run(run)
-    signed = _authenticate_callback(run, headers, body, api_key)
+def callback(run_id: str, headers: Mapping[str, str], body: str, api_key: str | None,
+             attempt: int | None = None) -> RunStatus:
+    run, signed = runner_message(run_id, headers, body, api_key)
     try:
         request = CallbackRequest.model_validate_json(body or "")
     except ValidationError as error:
         raise Invalid.from_validation(error) from None
-    requested = RunStatus(request.status)
-    reported = (request.error or "Runner reported failure") if requested == RunStatus.FAILED else None
     for _ in range(_CALLBACK_ATTEMPTS):
+        check_attempt(run, attempt)
         try:
-            return _apply_report(run, requested, reported, signed)
-        except run_store.MessageReplayed:
-            raise Unauthorized("This signed message was already accepted for another workflow run") from None
+            return _apply_report(run, request, signed)
+        except run_store.MessageReplayed as replayed:
+            raise claimed_elsewhere(replayed, run) from None
         except run_store.SecretRotated:
-            signed = _verified_message(run, headers, body, trust_run_secret=False)
+            signed = reverify(run, headers, body)
         except _RunChanged:
             latest = run_store.get(run_id)
             if latest is None:
                 raise NotFound("Workflow run not found") from None
             run = latest
     raise Conflict("The workflow run is changing; retry the callback")
-
-
-def cancel(principal: Principal, run_id: str) -> WorkflowRun:
-    """Best-effort cancel: the run is FAILED at once; its execution is ended if it still waits."""
-    run = get_visible(principal, run_id)
-    if run.status.terminal:
-        raise Conflict(f"Workflow run already finished with status {run.status.value}")
-    cancelled = run_store.finish(run.id, RunStatus.FAILED, "Run was cancelled", EndedBy.CANCEL)
-    if cancelled is None:
-        latest = get_visible(principal, run_id)
-        raise Conflict(f"Workflow run already finished with status {latest.status.value}")
-    if cancelled.task_token:
-        executions.answer_task(cancelled.task_token, {"status": "CANCELLED"})
-    else:
-        executions.stop(run.id, "Run was cancelled")
-    executions.delete_expiry(run.id)
-    return cancelled

@@ -38,7 +38,8 @@ class WorkflowCancelResponse(BaseModel):
     message: str
 
 
-_ENDINGS = {EndedBy.CANCEL: ExecutionStatus.CANCELED, EndedBy.TIMEOUT: ExecutionStatus.TIMED_OUT,
+_ENDINGS = {EndedBy.CANCEL: ExecutionStatus.CANCELED, EndedBy.STOP: ExecutionStatus.CANCELED,
+            EndedBy.TIMEOUT: ExecutionStatus.TIMED_OUT, EndedBy.HEARTBEAT_TIMEOUT: ExecutionStatus.TIMED_OUT,
             EndedBy.EXPIRY: ExecutionStatus.TIMED_OUT, EndedBy.RECONCILE: ExecutionStatus.TERMINATED}
 
 
