@@ -99,11 +99,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30) -> Any:
     raise TimeoutError("benchmark step did not finish")
 
 
-def signed_callback(run_id: str, status: str) -> tuple[int, Any]:
-    body = json.dumps({"status": status})
+def signed_post(path: str, payload: dict[str, Any]) -> tuple[int, Any]:
+    """A runner's message (callback or heartbeat), signed with a fresh message id."""
+    body = json.dumps(payload)
     headers = webhooks.sign_headers(SECRET, f"msg_{uuid.uuid4().hex}", datetime.now(UTC), body)
-    return request("POST", f"/v1/workflow-runs/{run_id}/callback", "", headers={"content-type": "application/json",
-                                                                                 **headers}, raw=body)
+    return request("POST", path, "", headers={"content-type": "application/json", **headers}, raw=body)
+
+
+def signed_callback(run_id: str, status: str) -> tuple[int, Any]:
+    return signed_post(f"/v1/workflow-runs/{run_id}/callback", {"status": status})
 
 
 def seed_runs(definition_id: str, template: WorkflowRun, count: int) -> None:
@@ -176,6 +180,13 @@ def main() -> dict[str, Any]:
 
         callback_runs = [running_run(), running_run()]
         measure("callback", lambda: signed_callback(callback_runs.pop(), "COMPLETED"))
+        beating = running_run()
+        progress = iter(range(1, 100))
+        measure("heartbeat", lambda: signed_post(f"/v1/workflow-runs/{beating}/heartbeat",
+                                                 {"progress": next(progress), "message": "working"}))
+        measure("run_events", lambda: request("GET", f"/v1/workflow-runs/{beating}/events", key))
+        stopping = [running_run(), running_run()]
+        measure("stop", lambda: request("POST", f"/v1/workflow-runs/{stopping.pop()}/stop", key))
 
         # Per completed run: transitions and task Lambdas from its execution history, plus the two API calls.
         sfn = boto3.client("stepfunctions")
@@ -188,19 +199,43 @@ def main() -> dict[str, Any]:
             return sum(1 for e in events if e["type"] == "TaskStateEntered"
                        and e["stateEnteredEventDetails"]["name"] == "PlanRedispatch")
 
-        def completed_run_cost(run_id: str) -> dict[str, int]:
+        def completed_run_cost(run_id: str, api_invocations: int = 2) -> dict[str, int]:
             wait_for(lambda: request("GET", f"/v1/workflow-runs/{run_id}", key)[1]["status"] == "RUNNING")
             signed_callback(run_id, "COMPLETED")
             wait_for(lambda: history(run_id)[-1]["type"] == "ExecutionSucceeded")
             events = history(run_id)
             return {
                 "state_transitions": sum(1 for e in events if e["type"].endswith("StateEntered")),
-                "lambda_invocations": 2 + sum(1 for e in events if e["type"] == "TaskScheduled"
+                "lambda_invocations": api_invocations + sum(1 for e in events if e["type"] == "TaskScheduled"
                                               and "lambda" in e["taskScheduledEventDetails"]["resourceType"]),
                 "dispatch_retries": dispatch_retries(events),
             }
 
         per_run = completed_run_cost(run["id"])
+        per_run.pop("dispatch_retries")
+
+        # One policy retry: attempt 1 reports FAILED, attempt 2 completes.
+        retrying = request("POST", "/v1/workflow-definitions", key, {
+            **definition, "retry_policy": {"max_attempts": 2, "backoff_seconds": 1, "backoff_multiplier": 1}})[1]
+        failing = request("POST", f"/v1/workflow-definitions/{retrying['id']}/invoke", key, {})[1]
+        wait_for(lambda: request("GET", f"/v1/workflow-runs/{failing['id']}", key)[1]["status"] == "RUNNING")
+        with counter.measuring():
+            status, _ = signed_callback(failing["id"], "FAILED")
+        operations["callback_failed_then_retried"] = {"aws_calls": sum(counter.calls.values()),
+                                                      "calls": dict(counter.calls), "items_read": counter.items_read,
+                                                      "status": status}
+        wait_for(lambda: request("GET", f"/v1/workflow-runs/{failing['id']}", key)[1]["attempt"] == 2)
+        with_policy_retry = completed_run_cost(failing["id"], api_invocations=3)
+        with_policy_retry.pop("dispatch_retries")
+        per_policy_retry = {name: with_policy_retry[name] - per_run[name] for name in with_policy_retry}
+
+        # One retry by hand of a stopped run: a new execution for the new attempt.
+        stopped = running_run()
+        request("POST", f"/v1/workflow-runs/{stopped}/stop", key)
+        with counter.measuring():
+            status, _ = request("POST", f"/v1/workflow-runs/{stopped}/retry", key)
+        operations["retry_by_hand"] = {"aws_calls": sum(counter.calls.values()), "calls": dict(counter.calls),
+                                       "items_read": counter.items_read, "status": status}
 
         # One dispatch retry: the runner is down for the first attempt and back for the next one.
         with socket.socket() as probe:
@@ -216,7 +251,6 @@ def main() -> dict[str, Any]:
         retries = with_retries.pop("dispatch_retries")
         assert retries >= 1, "the first dispatch did not fail"
         per_retry = {name: (with_retries[name] - per_run[name]) / retries for name in with_retries}
-        per_run.pop("dispatch_retries")
         revived.shutdown()
 
         template = run_store.get(run["id"])
@@ -233,17 +267,17 @@ def main() -> dict[str, Any]:
         scaling["ratio"] = round(scaling["runs_10000"]["items_read"] / scaling["runs_10"]["items_read"], 3)
 
         for run_id in [r["id"] for r in request("GET", f"/v1/workflow-definitions/{definition_id}/runs", key,
-                                                 )[1]["items"] if r["status"] != "COMPLETED"]:
-            signed_callback(run_id, "COMPLETED")
+                                                 )[1]["items"] if r["status"] in ("PENDING", "RUNNING")]:
+            wait_for(lambda run_id=run_id: signed_callback(run_id, "COMPLETED")[0] == 200)  # type: ignore[misc]
         wait_for(lambda: not sfn.list_executions(stateMachineArn=env["RUN_STATE_MACHINE_ARN"],
                                                  statusFilter="RUNNING")["executions"])
         silent.shutdown()
         server.shutdown()
     return {"operations": operations, "per_completed_run": per_run, "per_dispatch_retry": per_retry,
-            "list_runs_scaling": scaling}
+            "per_policy_retry": per_policy_retry, "list_runs_scaling": scaling}
 
 
-TARGETS = {"get_run": 1, "list_runs": 2, "invoke": 5, "callback": 4}
+TARGETS = {"get_run": 1, "list_runs": 2, "invoke": 5, "callback": 4, "heartbeat": 4}
 
 
 def report(results: dict[str, Any]) -> str:
@@ -258,6 +292,11 @@ def report(results: dict[str, Any]) -> str:
     per_retry = results["per_dispatch_retry"]
     lines.append(f"per dispatch retry (runner unavailable): {per_retry['state_transitions']:g} more state "
                  f"transitions, {per_retry['lambda_invocations']:g} more Lambda invocations")
+    per_policy_retry = results["per_policy_retry"]
+    lines.append(f"per policy retry (attempt failed, next attempt completed): "
+                 f"{per_policy_retry['state_transitions']:g} more state transitions, "
+                 f"{per_policy_retry['lambda_invocations']:g} more Lambda invocations (the failing callback included)")
+    lines.append("per heartbeat: 0 state transitions, 1 Lambda invocation (the API)")
     scaling = results["list_runs_scaling"]
     lines.append(f"list runs, first page: {scaling['runs_10']['items_read']} items read at 10 runs, "
                  f"{scaling['runs_10000']['items_read']} at 10,000 runs: ratio {scaling['ratio']} (target 1.2)")

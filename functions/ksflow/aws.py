@@ -53,3 +53,16 @@ def failed_conditions(error: BaseException) -> set[int]:
 def as_item(values: dict[str, Any]) -> dict[str, Any]:
     """JSON-shaped values as DynamoDB takes them: numbers with a fraction become Decimal."""
     return dict(json.loads(json.dumps(values), parse_float=Decimal))
+
+
+def _number(value: Any) -> int | float:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """An item's values as JSON has them: DynamoDB's Decimal numbers become int or float again.
+
+    Needed where a model keeps free-form values (typed fields convert by themselves)."""
+    return dict(json.loads(json.dumps(item, default=_number)))

@@ -34,6 +34,11 @@ def test_the_walkthrough_completes_a_run_cancels_one_and_uploads(local_stack: Lo
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Status: COMPLETED" in done.stdout, done.stdout + done.stderr
     assert '"status": "FAILED",\n  "error": "Run was cancelled"' in done.stdout
+    assert '{"status":"PENDING","attempt":2,"attempts":[{"attempt":1,"status":"FAILED","error":"Run was cancelled"' \
+        in done.stdout
+    assert '{"status":"FAILED","error":"Stopped by user","attempt":2}' in done.stdout
+    assert "attempt 1: created" in done.stdout and "attempt 1: failed stopped" in done.stdout
+    assert "attempt 2: retried" in done.stdout and "attempt 2: failed stopped" in done.stdout
     assert "duplicate upload exit 1" in done.stdout
     assert "already exists in this folder; to upload a new version of it, use POST /v1/documents/" in done.stderr
 

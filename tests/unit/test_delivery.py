@@ -84,7 +84,7 @@ def _closed_port() -> int:
 @pytest.mark.parametrize("status", [200, 201, 202, 204])
 def test_a_2xx_is_accepted_after_one_post(runners: list[ScriptedRunner], status: int) -> None:
     runners.append(runner := ScriptedRunner([status]))
-    assert _deliver(runner.url) == delivery.Outcome(accepted=True)
+    assert _deliver(runner.url) == delivery.Outcome(accepted=True, status=status)
     assert runner.attempts == 1
 
 
@@ -94,7 +94,7 @@ def test_retryable_answers_are_worth_another_attempt_and_name_the_status(runners
     runners.append(runner := ScriptedRunner([status]))
     outcome = _deliver(runner.url)
     assert not outcome.accepted and outcome.retryable and runner.attempts == 1
-    assert outcome.error == f"Runner answered HTTP {status}"
+    assert (outcome.error, outcome.status) == (f"Runner answered HTTP {status}", status)
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 422])
@@ -102,7 +102,7 @@ def test_other_client_errors_are_final_and_name_the_status(runners: list[Scripte
     runners.append(runner := ScriptedRunner([status]))
     outcome = _deliver(runner.url)
     assert not outcome.accepted and not outcome.retryable and runner.attempts == 1
-    assert outcome.error == f"Runner answered HTTP {status}"
+    assert (outcome.error, outcome.status) == (f"Runner answered HTTP {status}", status)
 
 
 def test_redirects_are_not_followed(runners: list[ScriptedRunner]) -> None:

@@ -74,7 +74,7 @@ def page(table: Any, run_id: str, limit: int, offset: int) -> list[RunEvent]:
             break
         query["ExclusiveStartKey"] = result["LastEvaluatedKey"]
         query["Limit"] = offset + limit - len(items)
-    return [RunEvent.model_validate(item) for item in items[offset:offset + limit]]
+    return [RunEvent.model_validate(aws.from_item(item)) for item in items[offset:offset + limit]]
 
 
 def delete_all(table: Any, run_ids: list[str]) -> None:

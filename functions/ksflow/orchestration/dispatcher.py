@@ -125,9 +125,13 @@ def dispatch(run_id: str, attempt: int, task_token: str) -> str:
     started = time.monotonic()
     outcome = delivery.deliver(run.runner_url, body, headers, allow_loopback=settings().allow_loopback_runners)
     metrics.add_metric(name="DispatchAttempts", unit="Count", value=1)
-    run_store.record_dispatch(run, _attempt_event(run, outcome, started), outcome.accepted)
     if outcome.accepted:
         logger.info("Dispatch accepted")
+    run_store.record_dispatch(run, _attempt_event(run, outcome, started), outcome.accepted)
+    if outcome.accepted:
+        if run.heartbeat_timeout_seconds:
+            # The heartbeat timer ran during the POST: the runner gets a whole period from its 2xx on.
+            executions.heartbeat(task_token)
         metrics.add_metric(name="DispatchAccepted", unit="Count", value=1)
         return "dispatched"
     if not outcome.retryable:
