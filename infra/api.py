@@ -18,7 +18,7 @@ from infra import nag
 from infra.data import Data
 from infra.function import KsflowFunction
 from infra.log_groups import log_group
-from infra.orchestration import Orchestration, task_response_policy
+from infra.orchestration import TASK_TOKEN_ACTIONS, Orchestration, task_response_policy
 from infra.settings import EnvironmentSettings
 from ksflow import catalog
 
@@ -121,12 +121,12 @@ class Api(Construct):
         data.grant_items(self.function, API_TABLE_ACTIONS, partitions=None, index=True)
         # Webhook secrets are encrypted (new definitions, rotation) and decrypted (callback signatures).
         data.secrets_key.grant(fn, "kms:Encrypt", "kms:Decrypt")
+        # Invokes and retries (by hand) start executions; stops and cancels stop one that waits on no token.
         orchestration.serve_run_starts(self.function, settings)
         orchestration.state_machine.grant_execution(fn, "states:StopExecution")
-        # The callback and cancels end the wait of a run's execution.
-        self.task_response = task_response_policy(
-            self, "ApiTaskResponsePolicy", self.function, ["states:SendTaskSuccess"]
-        )
+        # Callbacks, stops and cancels end the wait of a run's execution (a failure when a retry follows);
+        # runners' heartbeats restart its heartbeat timer.
+        self.task_response = task_response_policy(self, "ApiTaskResponsePolicy", self.function, TASK_TOKEN_ACTIONS)
 
         integration = integrations.HttpLambdaIntegration(
             "ApiIntegration", fn, payload_format_version=apigwv2.PayloadFormatVersion.VERSION_2_0)

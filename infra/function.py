@@ -57,8 +57,13 @@ class KsflowFunction(Construct):
         memory_size: int,
         reserved_concurrency: int | None = None,
         failed_invocations: sqs.IQueue | None = None,
+        function_name: str | None = None,
     ) -> None:
-        """`failed_invocations`: for functions invoked asynchronously, where events that fail go."""
+        """`failed_invocations`: for functions invoked asynchronously, where events that fail go.
+
+        `function_name`: a name fixed at deploy time, for a function whose ARN others must know without
+        referencing it (a reference would close a dependency cycle); CloudFormation names the others.
+        """
         super().__init__(scope, construct_id)
         self.log_group = log_group(self, "LogGroup", settings)
         self.role = iam.Role(
@@ -71,6 +76,7 @@ class KsflowFunction(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
+            function_name=function_name,
             description=description,
             runtime=lambda_.Runtime.PYTHON_3_12,
             architecture=lambda_.Architecture.ARM_64,

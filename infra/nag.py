@@ -124,8 +124,8 @@ def task_token_actions() -> NagPackSuppression:
     return NagPackSuppression(
         id="AwsSolutions-IAM5",
         reason=(
-            "states:SendTaskSuccess/SendTaskFailure have no resource type in the Service Authorization "
-            "Reference (a task token is not an ARN), so Resource '*' is the only documented form; the "
+            "states:SendTaskSuccess/SendTaskFailure/SendTaskHeartbeat have no resource type in the Service "
+            "Authorization Reference (a task token is not an ARN), so Resource '*' is the only documented form; the "
             "statement allows only the task-token answers the function gives, and a caller also needs the "
             "unguessable token of a run's waitForTaskToken task."
         ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Aws, Duration, Stack
+from aws_cdk import ArnFormat, Aws, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -22,6 +22,15 @@ from infra.state_machine import asl_state_machine
 from ksflow import catalog
 
 ABNORMAL_EXECUTION_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
+
+# What every function that changes runs does to the table (workflows/run_store.py): it reads the run,
+# then updates it and puts the events of the change in one TransactWriteItems, which IAM authorizes per
+# contained write (UpdateItem, PutItem). None of their transactions holds a ConditionCheck or a Delete.
+RUN_CHANGE_ACTIONS = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"]
+# Answers to an execution's task token (orchestration/executions.py): the dispatcher and the API each
+# finish a wait, fail it with a named error (a retry to plan, a runner worth another POST) and restart
+# its heartbeat timer (after an accepted dispatch; a runner's heartbeat).
+TASK_TOKEN_ACTIONS = ["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"]
 
 DLQ_REASON = (
     "This queue is itself the dead-letter queue of {owner}; failed deliveries wait here for an operator "
@@ -85,7 +94,7 @@ class Orchestration(Construct):
         stack = Stack.of(self)
         table = data.table
 
-        # --- Per-run expiry schedules (created by the API, one `at(...)` schedule per run) ---
+        # --- Per-attempt expiry schedules: one `at(...)` schedule per run attempt, made by whoever starts it ---
         self.schedule_group = scheduler.CfnScheduleGroup(self, "RunScheduleGroup")
         self.schedule_group_name = self.schedule_group.ref
         self.schedules_arn = stack.format_arn(
@@ -112,37 +121,45 @@ class Orchestration(Construct):
             # One tenant's slow runner holds dispatcher invocations; the cap keeps it from starving the account.
             reserved_concurrency=settings.dispatcher_reserved_concurrency,
         )
-        data.grant_items(self.dispatcher, ["dynamodb:GetItem", "dynamodb:UpdateItem"], partitions=RUN_PARTITIONS)
+        data.grant_items(self.dispatcher, RUN_CHANGE_ACTIONS, partitions=RUN_PARTITIONS)
         data.secrets_key.grant_decrypt(self.dispatcher.function)
 
         self.run_failure = self._run_task(
             "RunFailure",
-            "Fails a run whose dispatch gave up or whose deadline passed, unless already ended",
-            settings=settings, data=data, code=code, table_actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+            "Ends a failed attempt (timer, orchestration error, handed-back retry) and plans the next attempt",
+            settings=settings, data=data, code=code,
         )
 
         # The expiry function and reconcile are invoked asynchronously (Scheduler, EventBridge): events
         # their code fails on after Lambda's retries wait in a queue of their own for an operator.
         self.expiry_failures = dead_letter_queue(
             self, "ExpiryFailedInvocationsQueue", settings, "the expiry function's failed invocations")
+        # Named at deploy time: the run failure function makes expiry schedules that target it, while the
+        # state machine invokes the run failure function and the expiry function stops the state machine's
+        # executions. References along that ring would be a dependency cycle; the name breaks it.
+        expiry_function_name = f"{settings.stack_name}-run-expiry"
         self.expiry = self._run_task(
             "Expiry",
             "Run expiry schedule target: fails the run if still open and stops its execution",
-            settings=settings, data=data, code=code, table_actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
-            failed_invocations=self.expiry_failures,
+            settings=settings, data=data, code=code, failed_invocations=self.expiry_failures,
+            function_name=expiry_function_name,
+        )
+        self.expiry_function_arn = stack.format_arn(
+            service="lambda", resource="function", resource_name=expiry_function_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         self.reconcile_failures = dead_letter_queue(
             self, "ReconcileFailedInvocationsQueue", settings, "the reconcile function's failed invocations")
         self.reconcile = self._run_task(
             "Reconcile",
             "Fails runs whose execution ended abnormally (failed, timed out, aborted)",
-            settings=settings, data=data, code=code, table_actions=["dynamodb:UpdateItem"],
-            failed_invocations=self.reconcile_failures,
+            settings=settings, data=data, code=code, failed_invocations=self.reconcile_failures,
         )
 
         # Whoever fails a run deletes its expiry schedule. The expiry function never does: the schedule
-        # that invokes it deletes itself after completion.
-        for fn in (self.dispatcher, self.run_failure, self.reconcile):
+        # that invokes it deletes itself after completion. The run failure function also makes the next
+        # attempt's schedule (`expiry_schedules`, below).
+        for fn in (self.dispatcher, self.reconcile):
             fn.add_environment("SCHEDULER_GROUP_NAME", self.schedule_group_name)
             fn.role.add_to_principal_policy(
                 iam.PolicyStatement(actions=["scheduler:DeleteSchedule"], resources=[self.schedules_arn])
@@ -161,11 +178,12 @@ class Orchestration(Construct):
         self.state_machine_arn = self.state_machine.state_machine_arn
 
         # The dispatcher answers its own task token: success when the run ended or dispatch gave up, a named
-        # failure when the runner is worth another attempt. `grant_task_response` would put the state
+        # failure when the runner is worth another POST or a retry follows, a heartbeat when the runner
+        # accepted (its heartbeat timer starts afresh). `grant_task_response` would put the state
         # machine's ARN into the dispatcher role's default policy, which the function depends on, while the
         # state machine depends on the function: a cycle. A standalone policy breaks it.
         self.dispatcher_task_response = task_response_policy(
-            self, "DispatcherTaskResponsePolicy", self.dispatcher, ["states:SendTaskSuccess", "states:SendTaskFailure"]
+            self, "DispatcherTaskResponsePolicy", self.dispatcher, TASK_TOKEN_ACTIONS
         )
         self.state_machine.node.add_dependency(self.dispatcher_task_response)
 
@@ -177,6 +195,9 @@ class Orchestration(Construct):
             self, "SchedulerRole", "Assumed by EventBridge Scheduler for ksflow run expiry schedules",
             group=self.schedule_group, target=self.expiry, dead_letters=self.scheduler_dlq,
         )
+        # Every policy retry passes through the run failure function, which moves the expiry schedule
+        # from the failed attempt to the next one.
+        self.serve_expiry_schedules(self.run_failure, settings)
 
         # --- Reconcile runs whose execution ended abnormally ---
         self.reconcile_dlq = dead_letter_queue(
@@ -210,7 +231,7 @@ class Orchestration(Construct):
             apply_to_children=True,
         )
         NagSuppressions.add_resource_suppressions(
-            [self.dispatcher.role, self.run_failure.role, self.reconcile.role],
+            [self.dispatcher.role, self.reconcile.role],
             [nag.run_schedules("scheduler:DeleteSchedule")],
             apply_to_children=True,
         )
@@ -219,24 +240,30 @@ class Orchestration(Construct):
         )
 
     def serve_run_starts(self, starter: KsflowFunction, settings: EnvironmentSettings) -> None:
-        """What a function that invokes definitions needs: it creates each run's expiry schedule (and
-        deletes it again when the run cannot be written or started) and starts the run's execution."""
+        """What a function that invokes definitions (or retries runs) needs: it makes each run's expiry
+        schedule (and deletes it again when the run cannot be written or started) and starts the run's
+        execution."""
+        starter.add_environment("RUN_STATE_MACHINE_ARN", self.state_machine_arn)
+        self.state_machine.grant_start_execution(starter.function)
+        self.serve_expiry_schedules(starter, settings)
+
+    def serve_expiry_schedules(self, fn: KsflowFunction, settings: EnvironmentSettings) -> None:
+        """What a function that makes run expiry schedules needs (`executions.schedule_expiry`): create and
+        delete them in the run schedule group, hand Scheduler its role for them, and know their target."""
         for key, value in {
-            "RUN_STATE_MACHINE_ARN": self.state_machine_arn,
             "SCHEDULER_GROUP_NAME": self.schedule_group_name,
             "SCHEDULER_ROLE_ARN": self.scheduler_role.role_arn,
             "SCHEDULER_DLQ_ARN": self.scheduler_dlq.queue_arn,
             "EXPIRY_FUNCTION_ARN": self.expiry.function_arn,
             "EXPIRY_GRACE_SECONDS": str(settings.expiry_grace_seconds),
         }.items():
-            starter.add_environment(key, value)
-        self.state_machine.grant_start_execution(starter.function)
-        starter.role.add_to_principal_policy(
+            fn.add_environment(key, value)
+        fn.role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["scheduler:CreateSchedule", "scheduler:DeleteSchedule"], resources=[self.schedules_arn]
             )
         )
-        starter.role.add_to_principal_policy(
+        fn.role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["iam:PassRole"],
                 resources=[self.scheduler_role.role_arn],
@@ -244,7 +271,7 @@ class Orchestration(Construct):
             )
         )
         NagSuppressions.add_resource_suppressions(
-            starter.role, [nag.run_schedules("scheduler:CreateSchedule/DeleteSchedule")], apply_to_children=True
+            fn.role, [nag.run_schedules("scheduler:CreateSchedule/DeleteSchedule")], apply_to_children=True
         )
 
     def _run_task(
@@ -255,8 +282,8 @@ class Orchestration(Construct):
         settings: EnvironmentSettings,
         data: Data,
         code: lambda_.Code,
-        table_actions: list[str],
         failed_invocations: sqs.IQueue | None = None,
+        function_name: str | None = None,
     ) -> KsflowFunction:
         """A small function that ends runs (`name` as in catalog.HANDLERS): it reads and writes run items only."""
         fn = KsflowFunction(
@@ -270,8 +297,9 @@ class Orchestration(Construct):
             timeout=Duration.seconds(30),
             memory_size=256,
             failed_invocations=failed_invocations,
+            function_name=function_name,
         )
-        data.grant_items(fn, table_actions, partitions=RUN_PARTITIONS)
+        data.grant_items(fn, RUN_CHANGE_ACTIONS, partitions=RUN_PARTITIONS)
         return fn
 
 def task_response_policy(scope: Construct, construct_id: str, fn: KsflowFunction, actions: list[str]) -> iam.Policy:

@@ -28,10 +28,14 @@ from ksflow import catalog
 # today), the referenced path parts, the run a claim points at.
 FIRE_READ_ACTIONS = ["dynamodb:GetItem", "dynamodb:BatchGetItem"]
 FIRE_READ_PARTITIONS = (*TENANT_PARTITIONS, *DEFINITION_PARTITIONS, *IDENTITY_PARTITIONS, *RUN_PARTITIONS)
-# Writes: the run, its claim and the definition's run count in one transaction (and their removal when the
-# run's execution cannot start), and the definition's last schedule error. Never an identity item.
+# Writes: the run, its `created` event, its claim and the definition's run count in one transaction (and
+# their removal when the run's execution cannot start), and the definition's last schedule error. Never an
+# identity item.
 FIRE_WRITE_ACTIONS = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"]
 FIRE_WRITE_PARTITIONS = (*TENANT_PARTITIONS, *DEFINITION_PARTITIONS, *RUN_PARTITIONS)
+# A run removed because its execution could not start takes its history along: the run's event items are
+# queried and deleted in batches (lifecycle/events.py `delete_all`), in the run's partition only.
+FIRE_HISTORY_ACTIONS = ["dynamodb:Query", "dynamodb:BatchWriteItem"]
 
 
 class Schedules(Construct):
@@ -71,6 +75,7 @@ class Schedules(Construct):
         )
         data.grant_items(self.fire, FIRE_READ_ACTIONS, partitions=FIRE_READ_PARTITIONS)
         data.grant_items(self.fire, FIRE_WRITE_ACTIONS, partitions=FIRE_WRITE_PARTITIONS)
+        data.grant_items(self.fire, FIRE_HISTORY_ACTIONS, partitions=RUN_PARTITIONS)
         orchestration.serve_run_starts(self.fire, settings)
         documents.serve_run_snapshot_writes(self.fire)
         # A schedule whose definition is gone or no longer scheduled removes itself when it fires.

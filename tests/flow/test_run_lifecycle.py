@@ -383,7 +383,7 @@ def test_policy_retries_until_its_attempts_are_exhausted(
     events, total = _events(tenant, run["id"])
     assert total == len(events)
     scheduled = _of_type(events, "retry_scheduled")
-    assert [(e["attempt"], int(e["detail"]["wait_seconds"])) for e in scheduled] == [(2, 1), (3, 1)]
+    assert [(e["attempt"], e["detail"]["wait_seconds"]) for e in scheduled] == [(2, 1), (3, 1)]
     failures = _of_type(events, "failed")
     assert [(e["attempt"], e["detail"]["reason"], e["detail"].get("retrying")) for e in failures] == [
         (1, "callback", True), (2, "callback", True), (3, "callback", None)]
@@ -443,7 +443,7 @@ def test_heartbeat_timeout_fails_a_silent_runner_while_a_heartbeating_one_comple
     events, _ = _events(tenant, beating_run["id"])
     beats = _of_type(events, "heartbeat")
     assert len(beats) >= 4, [e["type"] for e in events]
-    progresses = [int(e["detail"]["progress"]) for e in beats]
+    progresses = [e["detail"]["progress"] for e in beats]
     assert progresses == sorted(progresses) and len(set(progresses)) == len(progresses)
     assert [e["type"] for e in events][-2:] == ["callback", "completed"]
     # Heartbeats cost no state transitions: the happy path is still a single state.
@@ -523,9 +523,8 @@ def test_stop_during_a_policy_backoff_ends_the_execution_without_dispatching_aga
 
     status, history = _ended_execution(aws_env, run["workflow_id"], timeout=5)
     assert time.monotonic() - stopped_at < 5
-    assert status in ("ABORTED", "SUCCEEDED"), status
+    assert status == "ABORTED", status  # StopExecution interrupts the Wait state
     assert _entered(history).count("DispatchAndAwaitCallback") == 1
-    print("execution after a stop during the policy backoff:", status, _entered(history))
     time.sleep(0.2)
     assert runner.dispatches() == 1
     final = _get(tenant, run["id"])

@@ -185,10 +185,12 @@ def test_each_redispatch_recomputes_the_time_left_until_the_deadline(
     events = _execution_history(aws_env, run["workflow_id"])
     inputs = [(e["stateEnteredEventDetails"]["name"], json.loads(e["stateEnteredEventDetails"]["input"]))
               for e in events if e["type"].endswith("StateEntered")]
-    timeouts = [state["timeout_seconds"] for name, state in inputs if name == "DispatchAndAwaitCallback"]
+    dispatches = [state for name, state in inputs if name == "DispatchAndAwaitCallback"]
     waits = [state["wait_seconds"] for name, state in inputs if name == "WaitBeforeRedispatch"]
-    assert timeouts[0] == 6 and len(timeouts) == 2
-    assert timeouts[1] <= 6 - waits[0]
+    # The heartbeat timer (no heartbeat timeout set) is the time left; the task's timeout a second more.
+    assert [state["heartbeat_seconds"] for state in dispatches] == [6, dispatches[1]["heartbeat_seconds"]]
+    assert all(state["timeout_seconds"] == state["heartbeat_seconds"] + 1 for state in dispatches)
+    assert dispatches[1]["heartbeat_seconds"] <= 6 - waits[0]
 
 
 def _end_run(how: str, run: dict[str, Any], tenant: CreatedTenant, monkeypatch: pytest.MonkeyPatch) -> None:

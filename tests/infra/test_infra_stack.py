@@ -51,7 +51,9 @@ ENVIRONMENT = {
     },
     "dispatcher": {"TABLE_NAME", "KMS_KEY_ID", "PUBLIC_API_URL", "ALLOW_LOOPBACK_RUNNERS", "SCHEDULER_GROUP_NAME",
                    "DOCUMENTS_BUCKET"},
-    "run_failure": {"TABLE_NAME", "SCHEDULER_GROUP_NAME"},
+    # It moves the expiry schedule to the next attempt (executions.move_expiry), as the API makes the first.
+    "run_failure": {"TABLE_NAME", "SCHEDULER_GROUP_NAME", "SCHEDULER_ROLE_ARN", "SCHEDULER_DLQ_ARN",
+                    "EXPIRY_FUNCTION_ARN", "EXPIRY_GRACE_SECONDS"},
     "expiry": {"TABLE_NAME", "RUN_STATE_MACHINE_ARN"},
     "reconcile": {"TABLE_NAME", "SCHEDULER_GROUP_NAME"},
     "ingest": {"TABLE_NAME", "DOCUMENTS_BUCKET"},
@@ -161,6 +163,34 @@ def function_role(template: Template, name: str) -> str:
     _, fn = function(template, name)
     role_id: str = fn["Properties"]["Role"]["Fn::GetAtt"][0]
     return role_id
+
+
+def expiry_function_arn(template: Template) -> Any:
+    """The ARN every maker of expiry schedules targets: the expiry function's, built from its fixed name."""
+    _, expiry = function(template, "expiry")
+    return {"Fn::Join": ["", ["arn:", ref("AWS::Partition"), ":lambda:", ref("AWS::Region"), ":",
+                              ref("AWS::AccountId"), f":function:{expiry['Properties']['FunctionName']}"]]}
+
+
+def references(value: Any) -> set[str]:
+    """Logical ids a template value refers to (Ref, Fn::GetAtt, Fn::Sub)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref" and isinstance(inner, str):
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                found.add(inner[0] if isinstance(inner, list) else str(inner).split(".")[0])
+            elif key == "Fn::Sub":
+                text = inner if isinstance(inner, str) else inner[0]
+                found |= {name.split(".")[0] for name in re.findall(r"\$\{([^!}][^}]*)\}", text)}
+                found |= references(inner)
+            else:
+                found |= references(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= references(inner)
+    return found
 
 
 # --- data ----------------------------------------------------------------------------------------------
@@ -294,9 +324,10 @@ def test_api_function_permissions(dev: Synth) -> None:
     # Only ingestions are described (their status endpoint); runs never are.
     [described] = allowed(statements, "states:DescribeExecution")
     assert ingestion_machine_id in json.dumps(described) and state_machine_id not in json.dumps(described)
-    # The callback and cancels answer a run's task token; only the dispatcher ever fails one.
-    assert allowed(statements, "states:SendTaskSuccess") == ["*"]
-    assert not allowed(statements, "states:SendTaskFailure")
+    # Callbacks, stops and cancels answer a run's task token, or fail it when a retry follows; heartbeats
+    # restart its timer.
+    for action in ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"):
+        assert allowed(statements, action) == ["*"], action
     run_group_id = run_schedule_group(dev.template)
     definition_group_id = schedule_group(dev.template, "SchedulesDefinitionScheduleGroup")
     for action in ("scheduler:CreateSchedule", "scheduler:DeleteSchedule"):
@@ -334,7 +365,7 @@ def test_dispatcher_task_response_policy_avoids_a_cycle(dev: Synth) -> None:
         and policy["Properties"]["PolicyDocument"]["Statement"]
         == [
             {
-                "Action": ["states:SendTaskFailure", "states:SendTaskSuccess"],
+                "Action": ["states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess"],
                 "Effect": "Allow",
                 "Resource": "*",
             }
@@ -361,9 +392,74 @@ def test_functions_that_fail_runs_may_delete_run_schedules(dev: Synth, name: str
     statements = role_statements(dev.template, function_role(dev.template, name))
     group_id = run_schedule_group(dev.template)
     assert _schedule_groups(allowed(statements, "scheduler:DeleteSchedule")) == [group_id]
-    assert not allowed(statements, "scheduler:CreateSchedule")
+    # Only the run failure function plans a next attempt, whose expiry schedule it makes.
+    creates = allowed(statements, "scheduler:CreateSchedule")
+    assert _schedule_groups(creates) == ([group_id] if name == "run_failure" else [])
     _, fn = function(dev.template, name)
     assert fn["Properties"]["Environment"]["Variables"]["SCHEDULER_GROUP_NAME"] == ref(group_id)
+    actions = {a for s in statements for a in as_list(s["Action"])}
+    assert {a for a in actions if a.startswith(("scheduler:", "states:"))} == {
+        "dispatcher": {"scheduler:DeleteSchedule", "states:SendTaskSuccess", "states:SendTaskFailure",
+                       "states:SendTaskHeartbeat"},
+        "run_failure": {"scheduler:CreateSchedule", "scheduler:DeleteSchedule"},
+        "reconcile": {"scheduler:DeleteSchedule"},
+    }[name]
+    assert ("iam:PassRole" in actions) == (name == "run_failure")
+
+
+def test_run_failure_makes_the_next_attempts_expiry_schedule_like_the_api(dev: Synth) -> None:
+    """Same target, role, dead-letter queue and grace as the first attempt's, and it may pass only that role."""
+    _, run_failure = function(dev.template, "run_failure")
+    variables = run_failure["Properties"]["Environment"]["Variables"]
+    _, api = function(dev.template, "api")
+    api_variables = api["Properties"]["Environment"]["Variables"]
+    for key in ("SCHEDULER_GROUP_NAME", "SCHEDULER_ROLE_ARN", "SCHEDULER_DLQ_ARN", "EXPIRY_FUNCTION_ARN",
+                "EXPIRY_GRACE_SECONDS"):
+        assert variables[key] == api_variables[key], key
+    assert variables["EXPIRY_FUNCTION_ARN"] == expiry_function_arn(dev.template)
+    role_id, _ = scheduler_role(dev.template, run_schedule_group(dev.template))
+    statements = role_statements(dev.template, function_role(dev.template, "run_failure"))
+    [pass_role] = [s for s in statements if s["Action"] == "iam:PassRole"]
+    assert pass_role["Resource"] == arn_of(role_id)
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+    # It starts and stops no execution: the attempt goes on in the execution that asked.
+    assert not [a for s in statements for a in as_list(s["Action"]) if str(a).startswith("states:")]
+
+
+@pytest.mark.parametrize("env_fixture", ["dev", "prod"])
+def test_template_has_no_dependency_cycle(request: pytest.FixtureRequest, env_fixture: str) -> None:
+    """CloudFormation refuses a template whose resources depend on each other in a ring.
+
+    The run failure function's schedules target the expiry function, which stops the executions of the
+    state machine, which invokes the run failure function: the expiry function's fixed name breaks the ring.
+    """
+    synth: Synth = request.getfixturevalue(env_fixture)
+    resources = synth.template.to_json()["Resources"]
+    graph: dict[str, set[str]] = {}
+    for logical_id, resource in resources.items():
+        depends_on = resource.get("DependsOn", [])
+        needs = references({k: v for k, v in resource.items() if k != "DependsOn"})
+        needs |= set(as_list(depends_on))
+        graph[logical_id] = needs & resources.keys()
+    done: set[str] = set()
+    for start in graph:
+        path: list[str] = []
+        on_path: set[str] = set()
+        pending: list[tuple[str, bool]] = [(start, True)]
+        while pending:
+            node, entering = pending.pop()
+            if not entering:
+                path.pop()
+                on_path.discard(node)
+                done.add(node)
+                continue
+            if node in done:
+                continue
+            assert node not in on_path, " -> ".join([*path[path.index(node):], node])
+            path.append(node)
+            on_path.add(node)
+            pending.append((node, False))
+            pending.extend((needed, True) for needed in graph[node] if needed not in done)
 
 
 def test_expiry_never_deletes_schedules(dev: Synth) -> None:
@@ -414,13 +510,33 @@ def test_state_machine_definition(dev: Synth) -> None:
     text = staged.read_text()
     assert text == (PROJECT_ROOT / "functions/ksflow/orchestration/run_workflow.asl.json").read_text()
     assert set(re.findall(r"\$\{(\w+)\}", text)) == set(props["DefinitionSubstitutions"])
-    states = json.loads(text)["States"]
+    definition = json.loads(text)
+    states = definition["States"]
     callback_task = "arn:aws:states:::lambda:invoke.waitForTaskToken"
-    [wait] = [s for s in states.values() if s.get("Resource") == callback_task]
+    [wait_name] = [name for name, s in states.items() if s.get("Resource") == callback_task]
+    wait = states[wait_name]
+    assert definition["StartAt"] == wait_name
     assert wait["Parameters"]["FunctionName"] == "${DispatcherFunctionArn}"
     assert wait["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
-    assert "TimeoutSecondsPath" in wait
-    assert any(catch["Next"] in states for catch in wait["Catch"])
+    # Both timers come from the run's attempt: its deadline and its heartbeat timeout.
+    assert wait["TimeoutSecondsPath"] == "$.timeout_seconds"
+    assert wait["HeartbeatSecondsPath"] == "$.heartbeat_seconds"
+    assert wait.get("End") is True, "the happy path is the one task"
+    catches = {error: catch["Next"] for catch in wait["Catch"] for error in catch["ErrorEquals"]}
+    # Whatever else fails the wait (a timer, AttemptFailed) goes to the run failure function ...
+    fail_run = states[catches["States.ALL"]]
+    assert fail_run["Parameters"]["FunctionName"] == "${RunFailureFunctionArn}"
+    assert fail_run["Parameters"]["Payload"]["execution.$"] == "$$.Execution.Name"
+    # ... whose answer either waits out the next attempt's backoff and dispatches it, or ends the run.
+    choice = states[fail_run["Next"]]
+    assert choice["Type"] == "Choice"
+    [retry] = choice["Choices"]
+    assert retry["Variable"] == "$.retry" and retry["BooleanEquals"] is True
+    backoff = states[retry["Next"]]
+    assert backoff["Type"] == "Wait" and backoff["Next"] == wait_name
+    assert states[choice["Default"]]["Type"] == "Succeed"
+    assert states[catches["RunnerUnavailable"]]["Next"] == retry["Next"]
+    assert {s["Type"] for s in states.values()} == {"Task", "Wait", "Choice", "Succeed"}
 
 
 # --- scheduler and reconciliation ----------------------------------------------------------------------
@@ -435,8 +551,9 @@ def test_scheduler_group_role_and_dead_letter_queue(dev: Synth) -> None:
     assert trust["Condition"]["ArnEquals"] == {"aws:SourceArn": arn_of(group_id)}
 
     statements = role_statements(dev.template, role_id)
-    expiry_id, _ = function(dev.template, "expiry")
+    expiry_id, expiry = function(dev.template, "expiry")
     assert allowed(statements, "lambda:InvokeFunction") == [arn_of(expiry_id)]
+    assert expiry["Properties"]["FunctionName"] == "ksflow-dev-run-expiry"
     [dlq_arn] = allowed(statements, "sqs:SendMessage")
     dlq_id = dlq_arn["Fn::GetAtt"][0]
     actions = {a for s in statements for a in as_list(s["Action"])}
@@ -447,7 +564,8 @@ def test_scheduler_group_role_and_dead_letter_queue(dev: Synth) -> None:
     assert variables["SCHEDULER_DLQ_ARN"] == arn_of(dlq_id)
     assert variables["SCHEDULER_ROLE_ARN"] == arn_of(role_id)
     assert variables["SCHEDULER_GROUP_NAME"] == ref(group_id)
-    assert variables["EXPIRY_FUNCTION_ARN"] == arn_of(expiry_id)
+    # The function's ARN, spelled from its name (the run failure function cannot reference it).
+    assert variables["EXPIRY_FUNCTION_ARN"] == expiry_function_arn(dev.template)
     assert_queue_encrypted_and_tls_only(dev.template, dlq_id)
 
 

@@ -14,15 +14,16 @@ from ksflow.identity.models import CreatedTenant
 from tests.infra.conftest import Synth
 from tests.infra.test_infra_stack import HANDLERS, arn_of, as_list, function_role, role_statements
 
-READ_WRITE_ITEMS = {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+# Read the run, then update it and put the events of the change in one transaction (workflows/run_store.py).
+RUN_CHANGES = {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"}
 # Table statements (actions, LeadingKeys allow-list) per function; None: every partition (the API serves them all).
 TABLE_ACCESS: dict[str, list[tuple[set[str], list[str] | None]]] = {
     "api": [({"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem",
               "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}, None)],
-    "dispatcher": [(READ_WRITE_ITEMS, ["RUN#*"])],
-    "run_failure": [(READ_WRITE_ITEMS, ["RUN#*"])],
-    "expiry": [(READ_WRITE_ITEMS, ["RUN#*"])],
-    "reconcile": [({"dynamodb:UpdateItem"}, ["RUN#*"])],
+    "dispatcher": [(RUN_CHANGES, ["RUN#*"])],
+    "run_failure": [(RUN_CHANGES, ["RUN#*"])],
+    "expiry": [(RUN_CHANGES, ["RUN#*"])],
+    "reconcile": [(RUN_CHANGES, ["RUN#*"])],
     "ingest": [({"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem",
                  "dynamodb:ConditionCheckItem"}, ["TENANT#*"])],
     "ingestion_failure": [({"dynamodb:UpdateItem"}, ["TENANT#*"])],
@@ -31,6 +32,8 @@ TABLE_ACCESS: dict[str, list[tuple[set[str], list[str] | None]]] = {
         ({"dynamodb:GetItem", "dynamodb:BatchGetItem"}, ["TENANT#*", "WORKFLOWDEF#*", "IDENTITY#*", "RUN#*"]),
         ({"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"},
          ["TENANT#*", "WORKFLOWDEF#*", "RUN#*"]),
+        # A run withdrawn because its execution did not start loses its history too: in its own partition.
+        ({"dynamodb:Query", "dynamodb:BatchWriteItem"}, ["RUN#*"]),
     ],
 }
 # Functions besides the API that may read users (never keys): their role decides what a definition can reach.

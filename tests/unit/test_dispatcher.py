@@ -38,8 +38,9 @@ def test_no_backoff_when_no_attempt_fits_before_the_deadline(left: float) -> Non
 def test_each_plan_recomputes_the_seconds_left_after_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     run = _run(spent=10, left=100, now=datetime.now(UTC))
     monkeypatch.setattr(dispatcher.run_store, "get", lambda run_id: run)
+    # The heartbeat timer is the deadline (none configured), the task's timeout a second later.
     assert dispatcher.plan_redispatch("run-1", 1) == {"run_id": "run-1", "attempt": 1, "wait_seconds": 10,
-                                                      "timeout_seconds": 90, "heartbeat_seconds": 89}
+                                                      "timeout_seconds": 91, "heartbeat_seconds": 90}
 
 
 def test_a_plan_keeps_the_heartbeat_timer_shorter_than_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,6 +52,7 @@ def test_a_plan_keeps_the_heartbeat_timer_shorter_than_the_timeout(monkeypatch: 
     monkeypatch.setattr(dispatcher.run_store, "get", lambda run_id: near_deadline)
     plan = dispatcher.plan_redispatch("run-1", 1)
     assert plan["heartbeat_seconds"] == plan["timeout_seconds"] - 1 < 30
+    assert plan["wait_seconds"] + plan["heartbeat_seconds"] >= 19  # at the deadline, never earlier
 
 
 def test_a_plan_for_an_attempt_that_is_no_longer_current_closes_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,7 +34,7 @@ def stop(principal: Principal, run_id: str, *, cancel: bool = False) -> Workflow
     run = _acting_on(principal, run_id)
     message, ended_by = (CANCELLED, EndedBy.CANCEL) if cancel else (STOPPED, EndedBy.STOP)
     if not run.status.terminal:
-        ended = attempts.end_latest(run.id, lambda _: run_store.Ending(RunStatus.FAILED, message, ended_by))
+        ended = attempts.end_latest(run.id, lambda _: run_store.Ending(RunStatus.FAILED, message, ended_by), run)
         if ended is not None:
             attempts.release(ended, ended.task_token)
             return run_store.with_snapshot(ended)

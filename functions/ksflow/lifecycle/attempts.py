@@ -33,10 +33,12 @@ def failure(run: WorkflowRun, error: str, ended_by: EndedBy, *, execution_waits:
     return run_store.Ending(RunStatus.FAILED, error, ended_by, following)
 
 
-def end_latest(run_id: str, decide: Callable[[WorkflowRun], run_store.Ending | None]) -> WorkflowRun | None:
-    """Read the run, let `decide` say how its attempt ends (None: leave it), write; again if it changed."""
+def end_latest(run_id: str, decide: Callable[[WorkflowRun], run_store.Ending | None],
+               read: WorkflowRun | None = None) -> WorkflowRun | None:
+    """Read the run (or take `read`, just read), let `decide` say how its attempt ends (None: leave it),
+    write; again if it changed meanwhile."""
     for _ in range(WRITE_ATTEMPTS):
-        run = run_store.get(run_id)
+        run, read = read or run_store.get(run_id), None
         if run is None or run.status.terminal:
             return None
         ending = decide(run)

@@ -26,15 +26,17 @@ def execution_arn(execution_name: str) -> str:
 def attempt_state(run: WorkflowRun, now: datetime, wait_seconds: int | None = None) -> dict[str, Any]:
     """The state machine's state for the run's current attempt: the wait before its dispatch, and its timers.
 
-    The task's timeout is the time then left until the attempt's deadline. Its heartbeat timer
-    cannot be left out (`HeartbeatSecondsPath` takes no null) and must be shorter than the
-    timeout: the definition's heartbeat timeout, else a second less than the timeout.
+    Its heartbeat timer cannot be left out (`HeartbeatSecondsPath` takes no null) and must be
+    shorter than the timeout. So the heartbeat timer is the definition's heartbeat timeout, at
+    most the time then left until the attempt's deadline, and the task's timeout is a second
+    longer: without a heartbeat timeout the heartbeat timer is the deadline, never earlier.
     """
     wait = max(0, math.ceil((run.started_at - now).total_seconds())) if wait_seconds is None else wait_seconds
-    timeout = max(2, math.ceil((run.deadline - now).total_seconds()) - wait)
-    heartbeat = min(run.heartbeat_timeout_seconds or timeout, timeout - 1)
+    left = max(1, math.ceil((run.deadline - now).total_seconds()) - wait)
+    heartbeat = min(run.heartbeat_timeout_seconds or left, left)
+    timeout = left + 1
     return {"run_id": run.id, "attempt": run.attempt, "wait_seconds": wait, "timeout_seconds": timeout,
-            "heartbeat_seconds": max(1, heartbeat)}
+            "heartbeat_seconds": heartbeat}
 
 
 def start(run: WorkflowRun, now: datetime) -> None:
