@@ -254,7 +254,7 @@ class Orchestration(Construct):
             "SCHEDULER_GROUP_NAME": self.schedule_group_name,
             "SCHEDULER_ROLE_ARN": self.scheduler_role.role_arn,
             "SCHEDULER_DLQ_ARN": self.scheduler_dlq.queue_arn,
-            "EXPIRY_FUNCTION_ARN": self.expiry.function_arn,
+            "EXPIRY_FUNCTION_ARN": self.expiry_function_arn,
             "EXPIRY_GRACE_SECONDS": str(settings.expiry_grace_seconds),
         }.items():
             fn.add_environment(key, value)

@@ -60,6 +60,12 @@ def _heartbeat(run_id: str, payload: dict[str, Any] | None = None, *, raw_body: 
                     api_key=api_key)
 
 
+def _callback_at(run_id: str, payload: dict[str, Any], query: str) -> Response:
+    """A signed callback with a query string (`?attempt=N`)."""
+    body = json.dumps(payload)
+    return call_api("POST", f"/v1/workflow-runs/{run_id}/callback{query}", headers=signed(body), raw_body=body)
+
+
 def _events(run_id: str, api_key: str) -> list[dict[str, Any]]:
     """Every event of the run, oldest first, read a page of 100 at a time."""
     items: list[dict[str, Any]] = []
@@ -312,8 +318,7 @@ def test_retry_is_refused_for_running_and_completed_runs(
 
 
 def test_retry_of_a_failed_run_starts_exactly_one_new_attempt(
-        aws_env: dict[str, str], tenant: CreatedTenant, running: Callable[..., dict[str, Any]],
-        silent_runner: Runner) -> None:
+        aws_env: dict[str, str], tenant: CreatedTenant, running: Callable[..., dict[str, Any]]) -> None:
     run = running()
     beat_body = json.dumps({"progress": 60, "message": "attempt one"})
     beat_headers = signed(beat_body)
@@ -351,20 +356,14 @@ def test_retry_of_a_failed_run_starts_exactly_one_new_attempt(
     assert replayed_beat.status == 409, replayed_beat.body
     assert get_run(run["id"], tenant.api_key) == running_again
     # A message for attempt 1 is stale now.
-    stale = callback_with_query(run["id"], {"status": "COMPLETED"}, "?attempt=1")
+    stale = _callback_at(run["id"], {"status": "COMPLETED"}, "?attempt=1")
     assert stale.status == 409, stale.body
     assert get_run(run["id"], tenant.api_key)["status"] == "RUNNING"
     # The new attempt ends by its own callback.
-    assert callback_with_query(run["id"], {"status": "COMPLETED"}, "?attempt=2").status == 200
+    assert _callback_at(run["id"], {"status": "COMPLETED"}, "?attempt=2").status == 200
     ended = get_run(run["id"], tenant.api_key)
     assert (ended["status"], ended["attempt"], len(ended["attempts"])) == ("COMPLETED", 2, 1)
     assert execution_status(aws_env, run["workflow_id"]) in ("SUCCEEDED", "ABORTED")
-
-
-def callback_with_query(run_id: str, payload: dict[str, Any], query: str, **kwargs: Any) -> Response:
-    body = json.dumps(payload)
-    return call_api("POST", f"/v1/workflow-runs/{run_id}/callback{query}", headers=signed(body), raw_body=body,
-                    **kwargs)
 
 
 def test_retry_of_an_inactive_definition_is_409(
@@ -513,7 +512,7 @@ def test_attempt_query_parameter_must_be_a_positive_integer(
         tenant: CreatedTenant, running: Callable[..., dict[str, Any]]) -> None:
     run = running()
     for query in ("?attempt=abc", "?attempt=0", "?attempt=-1", "?attempt=1.5"):
-        for response in (callback_with_query(run["id"], {"status": "COMPLETED"}, query),
+        for response in (_callback_at(run["id"], {"status": "COMPLETED"}, query),
                          _heartbeat(run["id"], {"progress": 5}, query=query)):
             assert response.status == 422, (query, response.body)
             assert any(entry["loc"] == ["query", "attempt"] for entry in response.body["detail"]), response.body
@@ -578,7 +577,6 @@ def test_a_heartbeat_costs_at_most_four_aws_calls(
     response = _heartbeat(run["id"], {"progress": 2, "message": "counted"})
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", make_api_call)
     assert response.status == 200, response.body
-    print("AWS calls of one heartbeat:", calls)
     assert calls and len(calls) <= 4, calls
     assert "stepfunctions:SendTaskHeartbeat" in calls, calls
 

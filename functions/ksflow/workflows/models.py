@@ -309,7 +309,7 @@ class CallbackResponse(BaseModel):
 class HeartbeatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # A fraction is accepted and rounded: runners compute `done / total * 100`.
-    progress: Annotated[float, Field(ge=0, le=100)] | None = None
+    progress: Annotated[float, Field(ge=0, le=100, strict=True)] | None = None  # no `true` as 1%
     message: Annotated[str, Field(max_length=1024)] | None = None
 
 
