@@ -46,8 +46,8 @@ def run_schedules(actions: str) -> NagPackSuppression:
     return NagPackSuppression(
         id="AwsSolutions-IAM5",
         reason=(
-            f"{actions} on per-run expiry schedules, whose names are generated per run; the ARN pins "
-            "them to schedules inside the ksflow run schedule group."
+            f"{actions} on run expiry schedules, named after run ids and attempts unknown at deploy time; "
+            "the ARN pins them to schedules inside the ksflow run schedule group."
         ),
         applies_to=[_RUN_SCHEDULES],
     )
@@ -68,8 +68,8 @@ def run_executions(actions: str) -> NagPackSuppression:
     return NagPackSuppression(
         id="AwsSolutions-IAM5",
         reason=(
-            f"{actions} on run executions, which are named after run ids unknown at deploy time; the ARN "
-            "pins them to executions of the ksflow run state machine."
+            f"{actions} on run executions, which are named after run ids (and the attempt a retry by hand "
+            "starts) unknown at deploy time; the ARN pins them to executions of the ksflow run state machine."
         ),
         applies_to=[_RUN_EXECUTIONS],
     )

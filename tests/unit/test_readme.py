@@ -42,3 +42,14 @@ def test_the_walkthrough_documents_callbacks_cancel_and_the_time_limit() -> None
     for fact in ('{"status": "COMPLETED"}', '"error"', 'ks DELETE "/v1/workflows/', "60 to 86,400 seconds",
                  "/docs", "/health"):
         assert fact in text, fact
+
+
+def test_the_readme_runner_is_the_minimal_runner_that_its_tests_run() -> None:
+    """The README's complete runner is `ksflow/runner/minimal.py` (without its docstring), which is tested."""
+    text = README.read_text()
+    section_start = text.index("## Writing your own runner")
+    shown = text[text.index("```python\n", section_start) + len("```python\n"):]
+    shown = shown[:shown.index("```\n")]
+    minimal = (README.parent / "functions" / "ksflow" / "runner" / "minimal.py").read_text()
+    assert shown == minimal.split("\n", 1)[1]
+    assert len([line for line in shown.splitlines() if line.strip()]) <= 25
