@@ -158,7 +158,7 @@ class Orchestration(Construct):
 
         # Whoever fails a run deletes its expiry schedule. The expiry function never does: the schedule
         # that invokes it deletes itself after completion. The run failure function also makes the next
-        # attempt's schedule (`expiry_schedules`, below).
+        # attempt's schedule (`serve_expiry_schedules`, below).
         for fn in (self.dispatcher, self.reconcile):
             fn.add_environment("SCHEDULER_GROUP_NAME", self.schedule_group_name)
             fn.role.add_to_principal_policy(

@@ -6,6 +6,7 @@ import json
 import secrets
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -99,9 +100,17 @@ def _pass_deadline_while_stopped(data_dir: Path, run_id: str) -> None:
     table = data_dir / "table.json"
     items = json.loads(table.read_text())
     for item in items:
-        if item["pk"]["S"] == f"RUN#{run_id}":
+        if item["pk"]["S"] == f"RUN#{run_id}" and item["sk"]["S"] == "RUN":
             item["deadline"]["S"] = "2000-01-01T00:00:00Z"
     table.write_text(json.dumps(items))
+
+
+def _call(stack: LocalStack, api_key: str, method: str, path: str) -> dict[str, Any]:
+    """What the 1.80.1 SDK does not know: stop, retry, and the fields runs gained since."""
+    request = urllib.request.Request(f"{stack.url}{path}", method=method,
+                                     headers={"Authorization": f"Bearer {api_key}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.loads(response.read()))
 
 
 def test_key_data_secret_and_open_runs_survive_a_restart(persistent_stack: PersistentStack,
@@ -113,8 +122,11 @@ def test_key_data_secret_and_open_runs_survive_a_restart(persistent_stack: Persi
     parts = _knowledge(client, first.credentials["root_path_part_id"])
     definition = _definition(client, parts, silent_runner.url)
     invoke = ksapi.WorkflowDefinitionsApi(client).invoke_workflow
-    resumable, overdue = (invoke(definition.id, ksapi.InvokeWorkflowRequest()) for _ in range(2))
-    silent_runner.wait_for_dispatches(2)
+    resumable, overdue, retried = (invoke(definition.id, ksapi.InvokeWorkflowRequest()) for _ in range(3))
+    silent_runner.wait_for_dispatches(3)
+    _call(first, persistent_stack.api_key, "POST", f"/v1/workflow-runs/{retried.id}/stop")
+    assert _call(first, persistent_stack.api_key, "POST", f"/v1/workflow-runs/{retried.id}/retry")["attempt"] == 2
+    silent_runner.wait_for_dispatches(4)
     persistent_stack.stop()
     _pass_deadline_while_stopped(persistent_stack.workdir / "data", str(overdue.id))
 
@@ -124,16 +136,23 @@ def test_key_data_secret_and_open_runs_survive_a_restart(persistent_stack: Persi
     restored = ksapi.WorkflowDefinitionsApi(client).get_workflow_definition(definition.id)
     assert restored.name == definition.name and restored.runner_config.url == silent_runner.url
     assert ksapi.DocumentsApi(client).get_document(parts["template"].id).name == parts["template"].name
-    assert "1 run(s) dispatched again, 1 failed (deadline passed)" in second.process.output()
+    assert "2 run(s) dispatched again, 1 failed (deadline passed)" in second.process.output()
 
     failed = _run(client, overdue.id)
     assert (failed.status, failed.error) == ("FAILED", resume.DEADLINE_PASSED)
-    redispatch = silent_runner.wait_for_dispatches(3)[2]
-    assert redispatch["run"]["id"] == str(resumable.id)
+    redispatches = {d["run"]["id"]: d for d in silent_runner.wait_for_dispatches(6)[4:]}
+    assert set(redispatches) == {str(resumable.id), str(retried.id)}
     assert _run(client, resumable.id).status in ("PENDING", "RUNNING")
     # The definition's secret, encrypted before the restart, still verifies the runner's signature.
-    assert send_callback(redispatch["callback_url"], WEBHOOK_SECRET, "COMPLETED", None) == 200
+    assert send_callback(redispatches[str(resumable.id)]["callback_url"], WEBHOOK_SECRET, "COMPLETED", None) == 200
     assert _run(client, resumable.id).status == "COMPLETED"
+    # A retried run is taken up again at its current attempt, and its earlier attempt stays in the record.
+    again = redispatches[str(retried.id)]
+    assert again["attempt"] == 2 and again["callback_url"].endswith("?attempt=2")
+    assert send_callback(again["callback_url"], WEBHOOK_SECRET, "COMPLETED", None) == 200
+    completed = _call(second, persistent_stack.api_key, "GET", f"/v1/workflow-runs/{retried.id}")
+    assert (completed["status"], completed["attempt"]) == ("COMPLETED", 2)
+    assert [(a["attempt"], a["error"]) for a in completed["attempts"]] == [(1, "Stopped by user")]
 
 
 def test_default_stack_says_it_keeps_state_in_memory(local_stack: LocalStack) -> None:
