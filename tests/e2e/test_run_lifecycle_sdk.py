@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 import ksapi
 import pytest
 
+from ksflow.runner import client as runner_client
 from tests.e2e.conftest import LocalStack
 from tests.e2e.test_local_stack_sdk import WEBHOOK_SECRET, _await_end, _client, _definition, _knowledge
 
@@ -309,3 +310,33 @@ def test_stopped_run_stops_its_runner_at_the_next_heartbeat(local_stack: LocalSt
     events = _events(local_stack, run_id)
     assert _types(events)[-1] == "failed" and events[-1]["detail"]["reason"] == "stopped", events
     assert "callback" not in _types(events) and "retry_scheduled" not in _types(events)
+
+
+def test_a_quiet_runner_fails_its_attempt_and_its_late_callback_is_stale(local_stack: LocalStack,
+                                                                        start_runner: Callable[..., str]) -> None:
+    """A runner that never heartbeats fails at the heartbeat timeout, long before the deadline; after a retry
+    by hand, its callback for attempt 1 (signed, as the runner helper sends it) is 409 and changes nothing."""
+    client = _client(local_stack, local_stack.credentials["api_key"])
+    parts = _knowledge(client, local_stack.credentials["root_path_part_id"])
+    quiet = start_runner(WEBHOOK_SECRET, "--delay", "120")
+    definition = _create_definition(local_stack, _definition_body(parts, quiet, WEBHOOK_SECRET,
+                                                                  max_run_duration_seconds=600,
+                                                                  heartbeat_timeout_seconds=10))
+    run = ksapi.WorkflowDefinitionsApi(client).invoke_workflow(definition["id"], ksapi.InvokeWorkflowRequest())
+    failed = _wait_for(lambda: (r := _get_run(local_stack, run.id))["status"] == "FAILED" and r,
+                       "the heartbeat timeout", timeout=40)
+    assert failed["error"].startswith("The runner stopped sending heartbeats")
+    assert (_when(failed["completed_at"]) - _when(failed["started_at"])).total_seconds() < 60
+    assert _events(local_stack, run.id)[-1]["detail"]["reason"] == "heartbeat_timeout"
+    assert _sdk_run(client, run.id).status == "FAILED"
+
+    status, retried, _ = _http(local_stack, "POST", f"/v1/workflow-runs/{run.id}/retry")
+    assert (status, retried["attempt"]) == (202, 2), retried
+    with pytest.raises(runner_client.RunEnded, match="Attempt 1 of this workflow run is no longer current"):
+        runner_client.post_signed(f"{local_stack.url}/v1/workflow-runs/{run.id}/callback?attempt=1",
+                                  WEBHOOK_SECRET, {"status": "COMPLETED"}, attempts=1)
+    after = _get_run(local_stack, run.id)
+    assert (after["status"], after["attempt"]) == ("PENDING", 2) or after["status"] == "RUNNING"
+    assert [(a["attempt"], a["status"]) for a in after["attempts"]] == [(1, "FAILED")]
+    assert "callback" not in _types(_events(local_stack, run.id))
+    assert _http(local_stack, "POST", f"/v1/workflow-runs/{run.id}/stop")[0] == 200  # the quiet runner never ends it
