@@ -42,6 +42,20 @@ def batch_get(table_: Any, keys: Sequence[dict[str, Any]], *, consistent: bool) 
     return found
 
 
+def query(table_: Any, request: dict[str, Any], limit: int | None = None) -> list[dict[str, Any]]:
+    """Every item a Query matches, page after page; with `limit`, no more than that many are read."""
+    request = dict(request)
+    items: list[dict[str, Any]] = []
+    while True:
+        if limit is not None:
+            request["Limit"] = limit - len(items)
+        page = table_.query(**request)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page or (limit is not None and len(items) >= limit):
+            return items
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
 def failed_conditions(error: BaseException) -> set[int]:
     """Indexes of a cancelled transaction's items whose condition failed; empty for any other error."""
     if not isinstance(error, ClientError) or error.response["Error"]["Code"] != "TransactionCanceledException":

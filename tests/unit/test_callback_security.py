@@ -131,7 +131,7 @@ def test_a_secret_rotated_between_verification_and_write_does_not_win(
         running: Callable[[], dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
     """Checking the secret and then writing is not enough: the write itself is conditional on it."""
     run = running()
-    finish_reported = run_store.finish_reported
+    end_attempt = run_store.end_attempt
     rotated: list[bool] = []
 
     def rotate_first(*args: Any, **kwargs: Any) -> Any:
@@ -142,9 +142,9 @@ def test_a_secret_rotated_between_verification_and_write_does_not_win(
                 UpdateExpression="SET secret_ciphertext = :secret",
                 ExpressionAttributeValues={
                     ":secret": secrets.encrypt(NEW_SECRET, tenant.tenant_id, silent_definition["id"])})
-        return finish_reported(*args, **kwargs)
+        return end_attempt(*args, **kwargs)
 
-    monkeypatch.setattr(run_store, "finish_reported", rotate_first)
+    monkeypatch.setattr(run_store, "end_attempt", rotate_first)
     response = callback(run["id"], {"status": "FAILED", "error": "signed with the old secret"})
     assert response.status == 401, response.body
     assert rotated and get_run(run["id"], tenant.api_key)["status"] == "RUNNING"

@@ -86,13 +86,7 @@ def get(tenant_id: str, document_version_id: str) -> Ingestion | None:
 
 
 def _query(query: dict[str, Any]) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    while True:
-        page = _table().query(**query)
-        items.extend(page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return items
-        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return aws.query(_table(), query)
 
 
 def list_for_tenant(tenant_id: str) -> list[Ingestion]:

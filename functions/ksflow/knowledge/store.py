@@ -162,12 +162,7 @@ def children(tenant_id: str, parent_ids: Sequence[str]) -> list[PathPart]:
         query: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(_pk(tenant_id))
                                  & Key("sk").begins_with(f"CHILDNAME#{parent_id}#"),
                                  "ProjectionExpression": "path_part_id", "ConsistentRead": True}
-        while True:
-            page = _table().query(**query)
-            path_part_ids.extend(item["path_part_id"] for item in page["Items"])
-            if "LastEvaluatedKey" not in page:
-                break
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        path_part_ids.extend(item["path_part_id"] for item in aws.query(_table(), query))
     return list(get_path_parts(tenant_id, path_part_ids).values())
 
 

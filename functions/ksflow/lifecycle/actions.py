@@ -60,7 +60,7 @@ def retry(principal: Principal, run_id: str) -> WorkflowRun:
     retried = run_store.start_rerun(run, run_store.Rerun(
         attempt=attempt, execution=execution_name_for(run.id, attempt), started_at=now, deadline=deadline,
         runner_url=definition.runner_url, secret_ciphertext=definition.secret_ciphertext,
-        retry_policy=definition.retry_policy.model_dump() if definition.retry_policy else None,
+        retry_policy=definition.retry_policy,
         heartbeat_timeout_seconds=definition.heartbeat_timeout_seconds, by=principal.user_id))
     if retried is None:
         latest = runs.get_visible(principal, run_id)

@@ -65,15 +65,7 @@ def _history_of(run_id: str) -> Any:
 
 def page(table: Any, run_id: str, limit: int, offset: int) -> list[RunEvent]:
     """Events `offset` to `offset + limit`, oldest first, in one query of at most that many items."""
-    query: dict[str, Any] = {"KeyConditionExpression": _history_of(run_id), "Limit": offset + limit}
-    items: list[dict[str, Any]] = []
-    while True:
-        result = table.query(**query)
-        items.extend(result["Items"])
-        if "LastEvaluatedKey" not in result or len(items) >= offset + limit:
-            break
-        query["ExclusiveStartKey"] = result["LastEvaluatedKey"]
-        query["Limit"] = offset + limit - len(items)
+    items = aws.query(table, {"KeyConditionExpression": _history_of(run_id)}, offset + limit)
     return [RunEvent.model_validate(aws.from_item(item)) for item in items[offset:offset + limit]]
 
 
@@ -81,11 +73,6 @@ def delete_all(table: Any, run_ids: list[str]) -> None:
     """Remove the histories of deleted runs (after the runs themselves, so no run is left without one)."""
     with table.batch_writer() as batch:
         for run_id in run_ids:
-            query: dict[str, Any] = {"KeyConditionExpression": _history_of(run_id), "ProjectionExpression": "pk, sk"}
-            while True:
-                result = table.query(**query)
-                for item in result["Items"]:
-                    batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
-                if "LastEvaluatedKey" not in result:
-                    break
-                query["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+            for item in aws.query(table, {"KeyConditionExpression": _history_of(run_id),
+                                          "ProjectionExpression": "pk, sk"}):
+                batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})

@@ -95,13 +95,11 @@ def _give_up(run: WorkflowRun, task_token: str, reason: str) -> str:
         return attempts.failure(latest, reason, EndedBy.DISPATCH) if latest.attempt == run.attempt else None
 
     ended = attempts.end_latest(run.id, decide)
-    if ended is not None and not ended.status.terminal:
-        executions.fail_task(task_token, executions.ATTEMPT_FAILED)
-        return "retry_scheduled"
-    if ended is not None:
-        executions.delete_expiry(run.id, ended.attempt)
-    executions.answer_task(task_token, {"status": "DISPATCH_FAILED"})
-    return "failed"
+    if ended is None:  # another writer ended the attempt meanwhile; this task still waits on its token
+        executions.answer_task(task_token, {"status": "ENDED_DURING_DISPATCH"})
+        return "failed"
+    attempts.release(ended, task_token)
+    return "failed" if ended.status.terminal else "retry_scheduled"
 
 
 def _attempt_event(run: WorkflowRun, outcome: delivery.Outcome, started: float) -> events.RunEvent:

@@ -200,19 +200,12 @@ def list_for_tenant(tenant_id: str) -> list[WorkflowDefinition]:
 
 
 def _list(tenant_id: str, created_by: str | None) -> list[WorkflowDefinition]:
-    items: list[dict[str, Any]] = []
     query: dict[str, Any] = {
         "KeyConditionExpression": Key("pk").eq(f"TENANT#{tenant_id}") & Key("sk").begins_with("WORKFLOWDEF#"),
     }
     if created_by is not None:
         query["FilterExpression"] = Attr("created_by").eq(created_by)
-    while True:
-        page = _table().query(**query)
-        items.extend(page["Items"])
-        if "LastEvaluatedKey" not in page:
-            break
-        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    definitions = [WorkflowDefinition.model_validate(item) for item in items]
+    definitions = [WorkflowDefinition.model_validate(item) for item in aws.query(_table(), query)]
     return sorted(definitions, key=lambda d: (d.created_at, d.id), reverse=True)
 
 

@@ -32,7 +32,7 @@ from ksflow import aws, clock, observability
 from ksflow.config import settings
 from ksflow.lifecycle import events
 from ksflow.lifecycle.events import RunEvent, RunEventType
-from ksflow.lifecycle.policy import NextAttempt
+from ksflow.lifecycle.policy import NextAttempt, RetryPolicy
 from ksflow.workflows import snapshots
 from ksflow.workflows.models import AttemptRecord, EndedBy, RunStatus, RunTrigger, WorkflowRun
 
@@ -161,15 +161,7 @@ def _gsi_query(definition_id: str, limit: int | None, open_only: bool = False) -
                              "KeyConditionExpression": Key("gsi1pk").eq(f"WORKFLOWDEF#{definition_id}")}
     if open_only:
         query["FilterExpression"] = Attr("status").is_in(list(OPEN_STATUSES))
-    items: list[dict[str, Any]] = []
-    while True:
-        if limit is not None:
-            query["Limit"] = limit - len(items)
-        page = _table().query(**query)
-        items.extend(page["Items"])
-        if "LastEvaluatedKey" not in page or (limit is not None and len(items) >= limit):
-            return items
-        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return aws.query(_table(), query, limit)
 
 
 def list_page(definition_id: str, limit: int, offset: int) -> list[WorkflowRun]:
@@ -345,17 +337,6 @@ def _with_events(table_name: str, run_id: str, update: _Update, written: list[Ru
             *events.puts(table_name, run_id, written)]
 
 
-def _transact(writes: list[dict[str, Any]]) -> bool:
-    """False if the run item's condition (the first write) failed; any other failure raises."""
-    try:
-        _table().meta.client.transact_write_items(TransactItems=writes)
-    except ClientError as error:
-        if 0 in aws.failed_conditions(error):
-            return False
-        raise
-    return True
-
-
 def record_dispatch(run: WorkflowRun, attempt_event: RunEvent, accepted: bool) -> bool:
     """Record a dispatch attempt; an accepted one moves the run PENDING -> RUNNING if it still waits on it.
 
@@ -367,10 +348,10 @@ def record_dispatch(run: WorkflowRun, attempt_event: RunEvent, accepted: bool) -
         dispatched = events.new(RunEventType.DISPATCHED, run.attempt)
         update = _Update().set("status", RunStatus.RUNNING.value).set("updated_at", clock.iso(clock.now()))
         update.require_status(RunStatus.PENDING).require_attempt(run.attempt)
-        if _transact(_with_events(table_name, run.id, update, [attempt_event, dispatched])):
+        if _transact(_with_events(table_name, run.id, update, [attempt_event, dispatched]), run):
             observability.logger.info("Run is running", extra={"run_id": run.id})
             return True
-    _transact(_with_events(table_name, run.id, _Update().require("attribute_exists(pk)"), [attempt_event]))
+    _transact(_with_events(table_name, run.id, _Update().require("attribute_exists(pk)"), [attempt_event]), run)
     return False
 
 
@@ -405,20 +386,26 @@ def _ending_update(run: WorkflowRun, ending: Ending, now: datetime) -> tuple[_Up
         return update, outcome, run.model_copy(update=changes)
     record = AttemptRecord(attempt=run.attempt, status=ending.status, error=_history_error(ending.error),
                            started_at=run.started_at, completed_at=now)
-    update.set("status", RunStatus.PENDING.value).set("attempt", following.attempt)
-    update.append_attempt(record)
-    update.set("started_at", clock.iso(following.started_at)).set("deadline", clock.iso(following.deadline))
-    update.set("heartbeat_events", 0)
-    update.remove("error", "completed_at", "ended_by", "task_token", "progress", "progress_message",
-                  "last_heartbeat_at")
+    changes = _reopen(update, run, record, following.attempt, following.started_at, following.deadline)
     outcome.append(events.new(RunEventType.RETRY_SCHEDULED, following.attempt, {
         "wait_seconds": following.wait_seconds, "starts_at": clock.iso(following.started_at)}, at=now))
-    retried = run.model_copy(update={
-        "status": RunStatus.PENDING, "attempt": following.attempt, "attempts": [*run.attempts, record],
-        "started_at": following.started_at, "deadline": following.deadline, "heartbeat_events": 0,
-        "error": None, "completed_at": None, "ended_by": None, "task_token": None, "progress": None,
-        "progress_message": None, "last_heartbeat_at": None, "updated_at": now})
-    return update, outcome, retried
+    return update, outcome, run.model_copy(update={**changes, "updated_at": now})
+
+
+# What belongs to one attempt only, cleared when the next one begins.
+_ATTEMPT_STATE = ("error", "completed_at", "ended_by", "task_token", "progress", "progress_message",
+                  "last_heartbeat_at")
+
+
+def _reopen(update: _Update, run: WorkflowRun, record: AttemptRecord, attempt: int, started_at: datetime,
+            deadline: datetime) -> dict[str, Any]:
+    """Add to `update`: PENDING at `attempt` with its times, the attempt that ended kept in `attempts`, and
+    that attempt's own state cleared. Returns the same changes for the run's model."""
+    update.set("status", RunStatus.PENDING.value).set("attempt", attempt).append_attempt(record)
+    update.set("started_at", clock.iso(started_at)).set("deadline", clock.iso(deadline)).set("heartbeat_events", 0)
+    update.remove(*_ATTEMPT_STATE)
+    return {"status": RunStatus.PENDING, "attempt": attempt, "attempts": [*run.attempts, record],
+            "started_at": started_at, "deadline": deadline, "heartbeat_events": 0, **dict.fromkeys(_ATTEMPT_STATE)}
 
 
 # An earlier attempt's error is kept this long in `attempts`; its `failed` event holds all of it.
@@ -429,16 +416,6 @@ def _history_error(error: str | None) -> str | None:
     if error is None or len(error) <= HISTORY_ERROR_CHARS:
         return error
     return error[:HISTORY_ERROR_CHARS - 1] + "\u2026"
-
-
-def end_attempt(run: WorkflowRun, ending: Ending) -> WorkflowRun | None:
-    """End the current attempt of `run` as read; the run as written, or None if it changed meanwhile."""
-    update, written, ended = _ending_update(run, ending, clock.now())
-    if not _transact(_with_events(_table().name, run.id, update, written)):
-        return None
-    if ended.status.terminal:
-        observability.run_ended(ended)
-    return ended
 
 
 @dataclass(frozen=True)
@@ -497,8 +474,12 @@ def _claimed_attempt(run: WorkflowRun, message_id: str) -> int | None:
     return int(item.get("attempt", 1))
 
 
-def _transact_signed(writes: list[dict[str, Any]], run: WorkflowRun, signed: SignedMessage | None) -> bool:
-    """Run a transaction whose last two writes are a message's; False if the run item's condition failed."""
+def _transact(writes: list[dict[str, Any]], run: WorkflowRun, signed: SignedMessage | None = None) -> bool:
+    """False if the run item's condition (the first write) failed; any other failure raises.
+
+    With a signed message, the last two writes are its claim and secret check (`_message_writes`),
+    whose failures raise `MessageReplayed` and `SecretRotated`.
+    """
     try:
         _table().meta.client.transact_write_items(TransactItems=writes)
     except ClientError as error:
@@ -515,24 +496,24 @@ def _transact_signed(writes: list[dict[str, Any]], run: WorkflowRun, signed: Sig
 
 def bind_message(run: WorkflowRun, signed: SignedMessage) -> None:
     """Accept a signed callback for a run that has already ended (a repeat), changing nothing else."""
-    _transact_signed(_message_writes(_table().name, run, signed, clock.now(), repeatable=True), run, signed)
+    _transact(_message_writes(_table().name, run, signed, clock.now(), repeatable=True), run, signed)
 
 
-def finish_reported(run: WorkflowRun, ending: Ending, callback_event: RunEvent,
-                    signed: SignedMessage | None) -> WorkflowRun | None:
-    """End the attempt of `run` (as read) as its callback reports; None if it ended or changed meanwhile.
+def end_attempt(run: WorkflowRun, ending: Ending, *, reported: RunEvent | None = None,
+                signed: SignedMessage | None = None) -> WorkflowRun | None:
+    """End the current attempt of `run` as read; the run as written, or None if it ended or changed meanwhile.
 
     The run must still hold the task token that was read, so the token answered afterwards is the
-    one its execution waits on. A signed message is claimed for this attempt and its secret checked
-    against the definition in the same transaction: a replay elsewhere or a rotated secret raises
-    and writes nothing.
+    one its execution waits on. A callback's own event comes first (`reported`); its signed
+    message is claimed for this attempt and its secret checked against the definition in the
+    same transaction: a replay elsewhere or a rotated secret raises and writes nothing.
     """
     table, now = _table(), clock.now()
     update, written, ended = _ending_update(run, ending, now)
-    writes = _with_events(table.name, run.id, update, [callback_event, *written])
+    writes = _with_events(table.name, run.id, update, [reported, *written] if reported else written)
     if signed is not None:
         writes += _message_writes(table.name, run, signed, now, repeatable=True)
-    if not _transact_signed(writes, run, signed):
+    if not _transact(writes, run, signed):
         return None
     if ended.status.terminal:
         observability.run_ended(ended)
@@ -564,7 +545,7 @@ def record_heartbeat(run: WorkflowRun, progress: int | None, message: str | None
     writes = _with_events(table.name, run.id, update, written)
     if signed is not None:
         writes += _message_writes(table.name, run, signed, now, repeatable=False)
-    return _transact_signed(writes, run, signed)
+    return _transact(writes, run, signed)
 
 
 @dataclass(frozen=True)
@@ -577,7 +558,7 @@ class Rerun:
     deadline: datetime
     runner_url: str
     secret_ciphertext: str
-    retry_policy: dict[str, Any] | None
+    retry_policy: RetryPolicy | None
     heartbeat_timeout_seconds: int | None
     by: str
 
@@ -588,23 +569,19 @@ def start_rerun(run: WorkflowRun, rerun: Rerun) -> WorkflowRun | None:
     record = AttemptRecord(attempt=run.attempt, status=run.status, error=_history_error(run.error),
                            started_at=run.started_at, completed_at=run.completed_at)
     update = _Update().require_status(RunStatus.FAILED).require_attempt(run.attempt)
-    update.set("status", RunStatus.PENDING.value).set("attempt", rerun.attempt).set("series_start", rerun.attempt)
-    update.append_attempt(record)
-    update.set("execution", rerun.execution).set("started_at", clock.iso(rerun.started_at))
-    update.set("deadline", clock.iso(rerun.deadline)).set("updated_at", clock.iso(now))
-    update.set("runner_url", rerun.runner_url).set("secret_ciphertext", rerun.secret_ciphertext)
-    update.set("heartbeat_events", 0)
-    if rerun.retry_policy is not None:
-        update.set("retry_policy", aws.as_item(rerun.retry_policy))
-    if rerun.heartbeat_timeout_seconds is not None:
-        update.set("heartbeat_timeout_seconds", rerun.heartbeat_timeout_seconds)
-    fields_removed = ["error", "completed_at", "ended_by", "task_token", "progress", "progress_message",
-                      "last_heartbeat_at"]
-    fields_removed += [name for name, value in (("retry_policy", rerun.retry_policy),
-                                                ("heartbeat_timeout_seconds", rerun.heartbeat_timeout_seconds))
-                       if value is None]
-    update.remove(*fields_removed)
+    changes = {**_reopen(update, run, record, rerun.attempt, rerun.started_at, rerun.deadline),
+               "series_start": rerun.attempt, "execution": rerun.execution, "runner_url": rerun.runner_url,
+               "secret_ciphertext": rerun.secret_ciphertext, "retry_policy": rerun.retry_policy,
+               "heartbeat_timeout_seconds": rerun.heartbeat_timeout_seconds, "updated_at": now}
+    stored = {"series_start", "execution", "runner_url", "secret_ciphertext", "retry_policy",
+              "heartbeat_timeout_seconds"}
+    for field, value in aws.as_item(run.model_copy(update=changes).model_dump(mode="json", include=stored)).items():
+        if value is None:
+            update.remove(field)
+        else:
+            update.set(field, value)
+    update.set("updated_at", clock.iso(now))
     retried = events.new(RunEventType.RETRIED, rerun.attempt, {"by": rerun.by}, at=now)
-    if not _transact(_with_events(_table().name, run.id, update, [retried])):
+    if not _transact(_with_events(_table().name, run.id, update, [retried]), run):
         return None
-    return get(run.id)
+    return run.model_copy(update=changes)

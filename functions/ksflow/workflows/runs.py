@@ -350,7 +350,7 @@ def _apply_report(run: WorkflowRun, request: CallbackRequest, signed: run_store.
     reported = events.new(RunEventType.CALLBACK, run.attempt, {
         "status": requested.value, "error": request.error,
         "authenticated_by": "signature" if signed is not None else "api_key"})
-    finished = run_store.finish_reported(run, ending, reported, signed)
+    finished = run_store.end_attempt(run, ending, reported=reported, signed=signed)
     if finished is None:
         raise _RunChanged
     attempts.release(finished, run.task_token)
