@@ -100,6 +100,13 @@ def _start_scripted_runner(script: list[Answer]) -> tuple[ScriptedRunner, Thread
     return runner, server
 
 
+def _reports(runner: ScriptedRunner, count: int) -> list[str]:
+    """The runner's record of its reports, once it holds `count`: it writes each down only after the
+    API's answer reached it, which can be after the run's new status is already readable."""
+    wait_for(lambda: len(runner.reports) >= count, timeout=10)
+    return runner.reports
+
+
 @pytest.fixture
 def scripted_runner() -> Iterator[Callable[..., ScriptedRunner]]:
     servers: list[ThreadingHTTPServer] = []
@@ -297,7 +304,7 @@ def test_retry_after_the_dispatch_gave_up_runs_a_second_attempt_to_completion(
     assert final["status"] == "COMPLETED", final
     assert final["attempt"] == 2 and final["error"] is None
     assert [(a["attempt"], a["status"]) for a in final["attempts"]] == [(1, "FAILED")]
-    assert runner.reports == ["2: COMPLETED"]
+    assert _reports(runner, 1) == ["2: COMPLETED"]
 
     first, second = runner.received
     assert first.headers["webhook-id"] != second.headers["webhook-id"]
@@ -338,7 +345,7 @@ def test_retry_after_the_time_limit_gets_a_fresh_time_limit(
     assert final["attempt"] == 2
     assert [(a["attempt"], a["status"]) for a in final["attempts"]] == [(1, "FAILED")]
     assert "exceeded its time limit of 3 seconds" in final["attempts"][0]["error"]
-    assert runner.reports == ["2: COMPLETED"]
+    assert _reports(runner, 1) == ["2: COMPLETED"]
     first, second = runner.received
     assert second.payload["attempt"] == 2 and first.headers["webhook-id"] != second.headers["webhook-id"]
     assert _of_type(_events(tenant, run["id"])[0], "failed")[0]["detail"]["reason"] == "timeout"
@@ -371,7 +378,7 @@ def test_policy_retries_until_its_attempts_are_exhausted(
     assert [r.payload["attempt"] for r in runner.received] == [1, 2, 3]
     assert len({r.headers["webhook-id"] for r in runner.received}) == 3
     assert all(r.dispatch.callback_url.endswith(f"?attempt={r.payload['attempt']}") for r in runner.received)
-    assert runner.reports == ["1: PENDING", "2: PENDING", "3: FAILED"]
+    assert _reports(runner, 3) == ["1: PENDING", "2: PENDING", "3: FAILED"]
 
     # While a retry waited out its backoff, the run was PENDING with the failed attempt in `attempts`.
     waiting = [r for r in seen if r["status"] == "PENDING" and r["attempts"]]
