@@ -63,9 +63,15 @@ def _history_of(run_id: str) -> Any:
     return Key("pk").eq(f"RUN#{run_id}") & Key("sk").begins_with(EVENT_PREFIX)
 
 
-def page(table: Any, run_id: str, limit: int, offset: int) -> list[RunEvent]:
-    """Events `offset` to `offset + limit`, oldest first, in one query of at most that many items."""
-    items = aws.query(table, {"KeyConditionExpression": _history_of(run_id)}, offset + limit)
+def page(table: Any, run_id: str, limit: int, offset: int, counted: int) -> list[RunEvent]:
+    """Events `offset` to `offset + limit`, oldest first, in one query of at most that many items.
+
+    Only the first `counted` events (the run's `event_count` as read) are served, so a page never holds
+    events its `total` does not count while the run is still moving."""
+    reach = min(offset + limit, counted)
+    if reach <= offset:
+        return []
+    items = aws.query(table, {"KeyConditionExpression": _history_of(run_id)}, reach)
     return [RunEvent.model_validate(aws.from_item(item)) for item in items[offset:offset + limit]]
 
 

@@ -11,4 +11,5 @@ from ksflow.workflows import runs
 
 def page(principal: Principal, run_id: str, limit: int, offset: int) -> tuple[list[events.RunEvent], int]:
     run = runs.get_visible(principal, run_id)
-    return events.page(aws.table(settings().table_name), run.id, limit, offset), run.event_count
+    return (events.page(aws.table(settings().table_name), run.id, limit, offset, run.event_count),
+            run.event_count)
