@@ -111,6 +111,8 @@ class Api(Construct):
                 "TABLE_NAME": data.table.table_name,
                 "KMS_KEY_ID": data.secrets_key.key_arn,
                 "ALLOW_LOOPBACK_RUNNERS": "false",
+                # Run listings use only the run indexes the table has.
+                "RUN_INDEX_COUNT": str(len(data.run_indexes)),
                 # The run state machine and expiry schedules: added by orchestration.serve_run_starts.
             },
             timeout=API_FUNCTION_TIMEOUT,

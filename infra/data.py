@@ -4,6 +4,9 @@ Table access is granted per function: only the item actions its code calls, and,
 the API, only in the partitions it works in (a `dynamodb:LeadingKeys` allow-list). Identity items live in
 partitions of their own (`APIKEY#`, `IDENTITY#`), which only the API may write; the schedule fire function
 reads `IDENTITY#` (a definition's creator and its role), and no other function reaches them.
+
+Besides gsi1, the table has the run indexes (`ksflow.runindex.layout`) the environment's `run_index_count`
+says: the first N of `RUN_INDEXES`, since CloudFormation adds one index per stack update.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from constructs import Construct
 
 from infra.function import KsflowFunction
 from infra.settings import EnvironmentSettings
+from ksflow.runindex import layout
 
 GSI1 = "gsi1"
 # Set only on items that must expire (webhook replay claims, and upload sessions as they come); runs never
@@ -32,6 +36,8 @@ DEFINITION_PARTITIONS = ("WORKFLOWDEF#",)
 IDENTITY_PARTITIONS = ("IDENTITY#",)
 
 READ_ACTIONS = frozenset({"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"})
+# An index serves only Query and Scan, and no function scans.
+INDEX_ACTIONS = ("dynamodb:Query",)
 # Reads decrypt with the table key; writes also have DynamoDB encrypt new data under it.
 KEY_READ_ACTIONS = ("kms:Decrypt", "kms:DescribeKey")
 KEY_WRITE_ACTIONS = ("kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*")
@@ -80,6 +86,17 @@ class Data(Construct):
             sort_key=dynamodb.Attribute(name="gsi1sk", type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.ALL,
         )
+        self.run_indexes = layout.RUN_INDEXES[: settings.run_index_count]
+        for index in self.run_indexes:
+            self.table.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=dynamodb.Attribute(name=layout.PARTITION, type=dynamodb.AttributeType.STRING),
+                sort_key=dynamodb.Attribute(name=index.sort_key, type=dynamodb.AttributeType.STRING),
+                projection_type=(dynamodb.ProjectionType.KEYS_ONLY if index.include is None
+                                 else dynamodb.ProjectionType.INCLUDE),
+                non_key_attributes=None if index.include is None else list(index.include),
+            )
+        self.index_names = (GSI1, *(index.name for index in self.run_indexes))
 
     def grant_items(
         self,
@@ -92,10 +109,10 @@ class Data(Construct):
         """`actions` (`dynamodb:...`, never Scan) on items whose partition key starts with one of `partitions`.
 
         `partitions=None` allows every partition: only for the API, which serves every kind of item.
-        `index`: also on gsi1 (Query), whose partition key a LeadingKeys condition would not describe.
+        `index`: also Query on every index of the table, each by name: their partition keys are not the
+        table's, so a LeadingKeys condition would not describe them.
         """
         assert "dynamodb:Scan" not in actions, "no function scans the table"
-        resources = [self.table.table_arn, *([f"{self.table.table_arn}/index/{GSI1}"] if index else [])]
         conditions = None
         if partitions is not None:
             assert not index, "a partition allow-list describes table keys, not index keys"
@@ -103,8 +120,13 @@ class Data(Construct):
                 "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{prefix}*" for prefix in partitions]}
             }
         grantee.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=sorted(actions), resources=resources, conditions=conditions)
+            iam.PolicyStatement(actions=sorted(actions), resources=[self.table.table_arn], conditions=conditions)
         )
+        if index:
+            grantee.role.add_to_principal_policy(iam.PolicyStatement(
+                actions=list(INDEX_ACTIONS),
+                resources=[f"{self.table.table_arn}/index/{name}" for name in self.index_names],
+            ))
         writes = not READ_ACTIONS.issuperset(actions)
         # The table key only through DynamoDB: the role cannot use it to decrypt anything directly.
         grantee.role.add_to_principal_policy(

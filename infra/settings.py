@@ -10,9 +10,14 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Node
 
+from ksflow.runindex.layout import RUN_INDEXES
+
 ENV_KEY = "env"
 ENVIRONMENTS_KEY = "environments"
 BUNDLE_KEY = "bundle_dependencies"
+# Also read at the top level, so `-c run_index_count=N` steps an existing stack through the run indexes
+# (one per deploy) without editing cdk.json.
+RUN_INDEX_COUNT_KEY = "run_index_count"
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class EnvironmentSettings:
     dispatcher_reserved_concurrency: int | None
     state_machine_log_level: sfn.LogLevel
     state_machine_log_execution_data: bool
+    # How many of RUN_INDEXES (the first N) the table has: CloudFormation adds one index per stack update.
+    run_index_count: int
 
     @property
     def retain(self) -> bool:
@@ -61,12 +68,25 @@ def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _run_index_count(value: Any) -> int:
+    """`value` from cdk.json (a number) or `-c` (a string); absent: every run index."""
+    limit = len(RUN_INDEXES)
+    if value is None:
+        return limit
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdecimal() or int(text) > limit:
+        raise ValueError(f"{RUN_INDEX_COUNT_KEY} must be a whole number from 0 to {limit} (how many of the run "
+                         f"indexes, in deploy order, the table has); got {value!r}")
+    return int(text)
+
+
 def environment_settings(node: Node) -> EnvironmentSettings:
     name = str(node.try_get_context(ENV_KEY) or "dev")
     environments = node.try_get_context(ENVIRONMENTS_KEY) or {}
     if name not in environments:
         raise ValueError(f"unknown environment {name!r}; cdk.json defines {sorted(environments)}")
     raw = environments[name]
+    override = node.try_get_context(RUN_INDEX_COUNT_KEY)
     return EnvironmentSettings(
         name=name,
         removal_policy=cdk.RemovalPolicy[str(raw["removal_policy"]).upper()],
@@ -80,6 +100,7 @@ def environment_settings(node: Node) -> EnvironmentSettings:
         dispatcher_reserved_concurrency=_optional_int(raw.get("dispatcher_reserved_concurrency")),
         state_machine_log_level=sfn.LogLevel[str(raw["state_machine_log_level"]).upper()],
         state_machine_log_execution_data=_as_bool(raw["state_machine_log_execution_data"]),
+        run_index_count=_run_index_count(raw.get(RUN_INDEX_COUNT_KEY) if override is None else override),
     )
 
 

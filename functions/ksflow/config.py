@@ -28,6 +28,7 @@ class Settings:
     schedule_function_arn: str
     schedule_role_arn: str
     schedule_dlq_arn: str
+    run_index_count: int
 
 
 def settings() -> Settings:
@@ -51,4 +52,6 @@ def settings() -> Settings:
         schedule_function_arn=env("SCHEDULE_FUNCTION_ARN", ""),
         schedule_role_arn=env("SCHEDULE_ROLE_ARN", ""),
         schedule_dlq_arn=env("SCHEDULE_DLQ_ARN", ""),
+        # How many of `runindex.layout.RUN_INDEXES` are deployed (CloudFormation adds one per update).
+        run_index_count=int(env("RUN_INDEX_COUNT", "7")),
     )

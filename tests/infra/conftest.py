@@ -46,7 +46,8 @@ class Synth:
         return settings
 
 
-def synth(env: str, outdir: Path) -> Synth:
+def synth(env: str, outdir: Path, **overrides: Any) -> Synth:
+    """`overrides`: context given as `-c key=value` would be."""
     # A bare App does not read cdk.json; load it as the CLI would. No dependency bundling: fast, offline.
     # Annotations stay out of the validation report, so a nag finding reaches the assertion that lists it
     # instead of aborting the synth (which is what `make synth` does).
@@ -55,6 +56,7 @@ def synth(env: str, outdir: Path) -> Synth:
         "env": env,
         "bundle_dependencies": False,
         "@aws-cdk/core:annotationsInValidationReport": False,
+        **overrides,
     }
     app = cdk.App(context=context, outdir=str(outdir))
     stack = add_stack(app)

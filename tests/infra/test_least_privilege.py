@@ -11,6 +11,7 @@ import pytest
 from ksflow import aws
 from ksflow.config import settings
 from ksflow.identity.models import CreatedTenant
+from ksflow.runindex.layout import RUN_INDEXES
 from tests.infra.conftest import Synth
 from tests.infra.test_infra_stack import HANDLERS, arn_of, as_list, function_role, role_statements
 
@@ -19,7 +20,9 @@ RUN_CHANGES = {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"}
 # Table statements (actions, LeadingKeys allow-list) per function; None: every partition (the API serves them all).
 TABLE_ACCESS: dict[str, list[tuple[set[str], list[str] | None]]] = {
     "api": [({"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem",
-              "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}, None)],
+              "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}, None),
+            # Its indexes: only queried.
+            ({"dynamodb:Query"}, None)],
     "dispatcher": [(RUN_CHANGES, ["RUN#*"])],
     "run_failure": [(RUN_CHANGES, ["RUN#*"])],
     "expiry": [(RUN_CHANGES, ["RUN#*"])],
@@ -63,11 +66,13 @@ def test_table_actions_and_partitions_per_function(dev: Synth, name: str) -> Non
     assert sorted((sorted(as_list(s["Action"])), _leading_keys(s)) for s in statements) == sorted(
         (sorted(actions), partitions) for actions, partitions in TABLE_ACCESS[name])
     table_id, _ = next(iter(dev.template.find_resources("AWS::DynamoDB::Table").items()))
-    # Only the API queries the index, and only gsi1 by name (no index/* wildcard).
-    expected = [arn_of(table_id)] + (
-        [{"Fn::Join": ["", [arn_of(table_id), "/index/gsi1"]]}] if name == "api" else [])
+    # Only the API queries indexes, each by name (no index/* wildcard).
+    indexes = [{"Fn::Join": ["", [arn_of(table_id), f"/index/{index}"]]}
+               for index in ("gsi1", *(run_index.name for run_index in RUN_INDEXES))]
     for statement in statements:
-        assert as_list(statement["Resource"]) == expected
+        on_indexes = name == "api" and as_list(statement["Action"]) == ["dynamodb:Query"]
+        assert sorted(map(json.dumps, as_list(statement["Resource"]))) == sorted(
+            map(json.dumps, indexes if on_indexes else [arn_of(table_id)]))
 
 
 def test_no_role_scans_or_holds_a_dynamodb_wildcard(dev: Synth) -> None:

@@ -19,6 +19,7 @@ from ksflow.api import (
     knowledge,
     permissions,
     public,
+    run_listings,
     runs,
     users,
     workflows,
@@ -49,8 +50,8 @@ def serialize_json(body: Any) -> str:
 app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_json_body,
                              serializer=serialize_json)
 # ingestion before workflows: /v1/workflows/document_versions must not be read as a workflow id.
-for router in (knowledge.router, ingestion.router, definitions.router, runs.router, workflows.router, users.router,
-               api_keys.router, permissions.router, public.router, contents.router):
+for router in (knowledge.router, ingestion.router, definitions.router, run_listings.router, runs.router,
+               workflows.router, users.router, api_keys.router, permissions.router, public.router, contents.router):
     app.include_router(router)
 
 

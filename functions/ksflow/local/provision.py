@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 
 from ksflow import catalog
+from ksflow.runindex import layout
 
 TABLE_NAME = "ksflow"
 SCHEDULER_GROUP = "ksflow-runs"
@@ -36,17 +37,28 @@ def _placeholder_code() -> bytes:
     return buffer.getvalue()
 
 
+def _index(name: str, partition_key: str, sort_key: str, projection: dict[str, Any]) -> dict[str, Any]:
+    return {"IndexName": name, "Projection": projection,
+            "KeySchema": [{"AttributeName": partition_key, "KeyType": "HASH"},
+                          {"AttributeName": sort_key, "KeyType": "RANGE"}]}
+
+
+def _run_index(index: layout.RunIndex) -> dict[str, Any]:
+    projection = ({"ProjectionType": "KEYS_ONLY"} if index.include is None
+                  else {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(index.include)})
+    return _index(index.name, layout.PARTITION, index.sort_key, projection)
+
+
 def create_table(dynamodb: Any, name: str = TABLE_NAME) -> None:
+    """The table with gsi1 and every run index (a deployed stack may have only the first few)."""
+    indexes = [_index("gsi1", "gsi1pk", "gsi1sk", {"ProjectionType": "ALL"}),
+               *(_run_index(index) for index in layout.RUN_INDEXES)]
+    key_attributes = dict.fromkeys(key["AttributeName"] for index in indexes for key in index["KeySchema"])
     dynamodb.create_table(
         TableName=name, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "gsi1pk", "gsi1sk")],
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", *key_attributes)],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[{
-            "IndexName": "gsi1",
-            "KeySchema": [{"AttributeName": "gsi1pk", "KeyType": "HASH"},
-                          {"AttributeName": "gsi1sk", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }],
+        GlobalSecondaryIndexes=indexes,
     )
 
 

@@ -13,7 +13,9 @@ left behind by a failure there is removed by its own next occurrence (`schedules
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -189,9 +191,40 @@ def replace(principal: Principal, definition_id: str, request: CreateWorkflowDef
     return definition
 
 
-def list_visible(principal: Principal) -> list[WorkflowDefinition]:
-    """The caller's definitions (all of the tenant's for OWNER/ADMIN), newest first."""
-    return _list(principal.tenant_id, None if principal.is_admin else principal.user_id)
+class WorkflowDefinitionOrder(StrEnum):
+    """Sortable fields for workflow-definition listings (NAME ignores case)."""
+
+    CREATED_AT = "CREATED_AT"
+    UPDATED_AT = "UPDATED_AT"
+    NAME = "NAME"
+
+
+def _sort_key(order: WorkflowDefinitionOrder) -> Callable[[WorkflowDefinition], tuple[Any, str]]:
+    """The field, then the id: equal values keep one order, so pages neither repeat nor skip a definition."""
+    if order == WorkflowDefinitionOrder.NAME:
+        return lambda d: (d.name.casefold(), d.id)
+    if order == WorkflowDefinitionOrder.UPDATED_AT:
+        return lambda d: (d.updated_at, d.id)
+    return lambda d: (d.created_at, d.id)
+
+
+def _matches(definition: WorkflowDefinition, folded_term: str) -> bool:
+    return folded_term in definition.name.casefold() or folded_term in (definition.description or "").casefold()
+
+
+def list_visible(principal: Principal, *, mine: bool = False, search: str | None = None,
+                 within: Callable[[datetime, datetime], bool] | None = None,
+                 order: WorkflowDefinitionOrder = WorkflowDefinitionOrder.CREATED_AT,
+                 descending: bool = True) -> list[WorkflowDefinition]:
+    """The caller's definitions, one Query then filtered and sorted in memory: O(definitions in the tenant)."""
+    creator = principal.user_id if mine or not principal.is_admin else None
+    found = _list(principal.tenant_id, creator)
+    if search:
+        folded = search.casefold()
+        found = [d for d in found if _matches(d, folded)]
+    if within is not None:
+        found = [d for d in found if within(d.created_at, d.updated_at)]
+    return sorted(found, key=_sort_key(order), reverse=descending)
 
 
 def list_for_tenant(tenant_id: str) -> list[WorkflowDefinition]:
@@ -205,8 +238,7 @@ def _list(tenant_id: str, created_by: str | None) -> list[WorkflowDefinition]:
     }
     if created_by is not None:
         query["FilterExpression"] = Attr("created_by").eq(created_by)
-    definitions = [WorkflowDefinition.model_validate(item) for item in aws.query(_table(), query)]
-    return sorted(definitions, key=lambda d: (d.created_at, d.id), reverse=True)
+    return [WorkflowDefinition.model_validate(item) for item in aws.query(_table(), query)]
 
 
 def delete(principal: Principal, definition_id: str) -> None:

@@ -12,6 +12,8 @@ Items:
   `last_scheduled_run_id`, set by the write of each scheduled run.
 - `RUN#{run_id}` / `EVENT#...`: the run's history (`lifecycle.events`), written in the same
   transaction as the change each event tells of.
+- on the run item, the attributes that place it in the run indexes (`runindex.layout`), set with
+  every status change, and the run counts (`runindex.counters`), changed in the same transaction.
 
 Every status change is a conditional write on the run as it was read (status, attempt and
 task token), so whichever of the callback, the deadline, the expiry schedule, a stop or a
@@ -33,6 +35,7 @@ from ksflow.config import settings
 from ksflow.lifecycle import events
 from ksflow.lifecycle.events import RunEvent, RunEventType
 from ksflow.lifecycle.policy import NextAttempt, RetryPolicy
+from ksflow.runindex import counters, layout
 from ksflow.workflows import snapshots
 from ksflow.workflows.models import AttemptRecord, EndedBy, RunStatus, RunTrigger, WorkflowRun
 
@@ -69,6 +72,7 @@ def _run_item(run: WorkflowRun) -> dict[str, Any]:
         **run_key(run.id), **aws.as_item(run.model_dump(mode="json", exclude_none=True, exclude=external)),
         "gsi1pk": f"WORKFLOWDEF#{run.workflow_definition_id}",
         "gsi1sk": f"{clock.iso(run.created_at)}#{run.id}",
+        **layout.attributes(run),
     }
 
 
@@ -133,7 +137,7 @@ def insert(run: WorkflowRun) -> WorkflowRun:
                  "tenant_id": run.tenant_id}
         writes.append({"Put": {"TableName": table.name, "Item": claim,
                                "ConditionExpression": "attribute_not_exists(pk)"}})
-    writes += events.puts(table.name, run.id, [created])
+    writes += events.puts(table.name, run.id, [created]) + counters.created(table.name, run)
     try:
         table.meta.client.transact_write_items(TransactItems=writes)
     except BaseException as error:
@@ -164,10 +168,6 @@ def _gsi_query(definition_id: str, limit: int | None, open_only: bool = False) -
     return aws.query(_table(), query, limit)
 
 
-def list_page(definition_id: str, limit: int, offset: int) -> list[WorkflowRun]:
-    return [WorkflowRun.model_validate(item) for item in _gsi_query(definition_id, offset + limit)[offset:]]
-
-
 def list_all_for_definition(definition_id: str) -> list[WorkflowRun]:
     return [WorkflowRun.model_validate(item) for item in _gsi_query(definition_id, None)]
 
@@ -184,25 +184,44 @@ def _claim_delete(table_name: str, run: WorkflowRun) -> dict[str, Any]:
                        "ExpressionAttributeValues": {":run": run.id}}}
 
 
-def delete(run: WorkflowRun) -> bool:
-    """Remove a run record (its execution is left alone) and free its idempotency key."""
-    table = _table()
+def _remove(table: Any, run: WorkflowRun, *, of_definition: bool) -> bool | None:
+    """Delete a run as read, with its claim and its counts: True; False if it is gone; None if it changed meanwhile
+    (its counts are those of its status as read). `of_definition`: also count it out of its definition."""
     writes: list[dict[str, Any]] = [
-        {"Delete": {"TableName": table.name, "Key": run_key(run.id), "ConditionExpression": "attribute_exists(pk)"}},
-        _count_run(table.name, run, -1),
+        {"Delete": {"TableName": table.name, "Key": run_key(run.id),
+                    "ConditionExpression": "attribute_exists(pk) AND #status = :status",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {":status": run.status.value}}},
+        *([_count_run(table.name, run, -1)] if of_definition else []),
+        *([_claim_delete(table.name, run)] if run.idempotency_key is not None else []),
+        *counters.removed(table.name, [run]),
     ]
-    if run.idempotency_key is not None:
-        writes.append(_claim_delete(table.name, run))
     try:
         table.meta.client.transact_write_items(TransactItems=writes)
     except ClientError as error:
-        if _conditional_failure(error):
-            return False
-        raise
-    if run.snapshot_s3_key:
-        snapshots.delete([run.snapshot_s3_key])
-    events.delete_all(table, [run.id])
+        if not _conditional_failure(error):
+            raise
+        return None if 0 in aws.failed_conditions(error) and get(run.id) is not None else False
     return True
+
+
+def _remove_latest(table: Any, run: WorkflowRun, *, of_definition: bool) -> bool:
+    """Delete the run whatever status it moves to meanwhile; False if it is gone."""
+    while (removed := _remove(table, run, of_definition=of_definition)) is None:
+        latest = get(run.id)
+        if latest is None:
+            return False
+        run = latest
+    if removed:
+        if run.snapshot_s3_key:
+            snapshots.delete([run.snapshot_s3_key])
+        events.delete_all(table, [run.id])
+    return removed
+
+
+def delete(run: WorkflowRun) -> bool:
+    """Remove a run record (its execution is left alone) and free its idempotency key."""
+    return _remove_latest(_table(), run, of_definition=True)
 
 
 def reread(runs: list[WorkflowRun]) -> list[WorkflowRun]:
@@ -211,13 +230,35 @@ def reread(runs: list[WorkflowRun]) -> list[WorkflowRun]:
     return [WorkflowRun.model_validate(item) for item in items]
 
 
+# Runs removed per transaction by `delete_many`: two deletes each, and a counter update per invoker.
+_DELETE_CHUNK = 30
+
+
 def delete_many(runs: list[WorkflowRun]) -> None:
-    """Remove the runs of a deleted definition with their idempotency claims."""
-    with _table().batch_writer() as batch:
-        for run in runs:
-            batch.delete_item(Key=run_key(run.id))
+    """Remove the runs of a deleted definition with their idempotency claims and their counts.
+
+    A chunk goes in one transaction; if one of its runs is gone already (deleted meanwhile), the
+    chunk's runs go one by one, so no count is taken away twice.
+    """
+    table = _table()
+    for start in range(0, len(runs), _DELETE_CHUNK):
+        chunk = runs[start:start + _DELETE_CHUNK]
+        writes: list[dict[str, Any]] = []
+        for run in chunk:
+            writes.append({"Delete": {"TableName": table.name, "Key": run_key(run.id),
+                                      "ConditionExpression": "attribute_exists(pk) AND #status = :status",
+                                      "ExpressionAttributeNames": {"#status": "status"},
+                                      "ExpressionAttributeValues": {":status": run.status.value}}})
             if run.idempotency_key is not None:
-                batch.delete_item(Key=claim_key(run.workflow_definition_id, run.idempotency_key))
+                writes.append({"Delete": {"TableName": table.name,
+                                          "Key": claim_key(run.workflow_definition_id, run.idempotency_key)}})
+        try:
+            table.meta.client.transact_write_items(TransactItems=writes + counters.removed(table.name, chunk))
+        except ClientError as error:
+            if not _conditional_failure(error):
+                raise
+            for run in chunk:
+                _remove_latest(table, run, of_definition=False)
     snapshots.delete([run.snapshot_s3_key for run in runs if run.snapshot_s3_key])
     events.delete_all(_table(), [run.id for run in runs])
 
@@ -292,6 +333,14 @@ class _Update:
         self._add.append(f"{self._name(field)} :add_{field}")
         return self
 
+    def reindex(self, after: WorkflowRun) -> _Update:
+        """Place the run in the run indexes as `after`. All are set, not only the moved ones: a run written before
+        the indexes existed gets them whole (an unchanged value costs no index write)."""
+        held = layout.attributes(after)
+        for name, value in held.items():
+            self.set(name, value)
+        return self.remove(*(name for name in layout.OPTIONAL if name not in held))
+
     def require(self, condition: str, **values: Any) -> _Update:
         self._conditions.append(condition)
         self.values.update({f":{name}": value for name, value in values.items()})
@@ -329,12 +378,19 @@ class _Update:
         return params
 
 
-def _with_events(table_name: str, run_id: str, update: _Update, written: list[RunEvent]) -> list[dict[str, Any]]:
-    """The run's update (counting its new events) followed by the events' own items."""
+def _with_events(table_name: str, run_id: str, update: _Update, written: list[RunEvent],
+                 change: tuple[WorkflowRun, WorkflowRun] | None = None) -> list[dict[str, Any]]:
+    """The run's update (counting its new events) followed by the events' own items; with `change`
+    (the run as read, and as it will be), its index attributes and run counts move with it."""
     if written:
         update.add("event_count", len(written))
+    counts: list[dict[str, Any]] = []
+    if change is not None:
+        before, after = change
+        update.reindex(after)
+        counts = counters.moved(table_name, before, after)
     return [{"Update": {"TableName": table_name, "Key": run_key(run_id), **update.params()}},
-            *events.puts(table_name, run_id, written)]
+            *events.puts(table_name, run_id, written), *counts]
 
 
 def record_dispatch(run: WorkflowRun, attempt_event: RunEvent, accepted: bool) -> bool:
@@ -345,10 +401,11 @@ def record_dispatch(run: WorkflowRun, attempt_event: RunEvent, accepted: bool) -
     """
     table_name = _table().name
     if accepted:
-        dispatched = events.new(RunEventType.DISPATCHED, run.attempt)
-        update = _Update().set("status", RunStatus.RUNNING.value).set("updated_at", clock.iso(clock.now()))
+        dispatched, now = events.new(RunEventType.DISPATCHED, run.attempt), clock.now()
+        update = _Update().set("status", RunStatus.RUNNING.value).set("updated_at", clock.iso(now))
         update.require_status(RunStatus.PENDING).require_attempt(run.attempt)
-        if _transact(_with_events(table_name, run.id, update, [attempt_event, dispatched]), run):
+        running = run.model_copy(update={"status": RunStatus.RUNNING, "updated_at": now})
+        if _transact(_with_events(table_name, run.id, update, [attempt_event, dispatched], (run, running)), run):
             observability.logger.info("Run is running", extra={"run_id": run.id})
             return True
     _transact(_with_events(table_name, run.id, _Update().require("attribute_exists(pk)"), [attempt_event]), run)
@@ -510,7 +567,7 @@ def end_attempt(run: WorkflowRun, ending: Ending, *, reported: RunEvent | None =
     """
     table, now = _table(), clock.now()
     update, written, ended = _ending_update(run, ending, now)
-    writes = _with_events(table.name, run.id, update, [reported, *written] if reported else written)
+    writes = _with_events(table.name, run.id, update, [reported, *written] if reported else written, (run, ended))
     if signed is not None:
         writes += _message_writes(table.name, run, signed, now, repeatable=True)
     if not _transact(writes, run, signed):
@@ -582,6 +639,7 @@ def start_rerun(run: WorkflowRun, rerun: Rerun) -> WorkflowRun | None:
             update.set(field, value)
     update.set("updated_at", clock.iso(now))
     retried = events.new(RunEventType.RETRIED, rerun.attempt, {"by": rerun.by}, at=now)
-    if not _transact(_with_events(_table().name, run.id, update, [retried]), run):
+    reopened = run.model_copy(update=changes)
+    if not _transact(_with_events(_table().name, run.id, update, [retried], (run, reopened)), run):
         return None
-    return run.model_copy(update=changes)
+    return reopened

@@ -188,7 +188,7 @@ _RUN_FIELDS_BYTES = 48 * 1024
 _ATTEMPT_BYTES = 4 * run_store.HISTORY_ERROR_CHARS + 256
 
 
-def _fit_response_budget(page: list[WorkflowRun]) -> list[WorkflowRun]:
+def fit_response_budget(page: list[WorkflowRun]) -> list[WorkflowRun]:
     """As many runs of the page as fit the budget, at least one; their snapshots loaded.
 
     Sizes come from the items (a snapshot kept in S3 records its size), so a page of large
@@ -204,13 +204,6 @@ def _fit_response_budget(page: list[WorkflowRun]) -> list[WorkflowRun]:
         fitted.append(run_store.with_snapshot(run))
         used += size
     return fitted
-
-
-def list_for_definition(principal: Principal, definition_id: str, limit: int,
-                        offset: int) -> tuple[list[WorkflowRun], int]:
-    """A page of the definition's runs, newest first, and their total; a page may hold fewer than `limit`."""
-    definition = definitions.get_visible(principal, definition_id)
-    return _fit_response_budget(run_store.list_page(definition_id, limit, offset)), definition.run_count
 
 
 def open_runs_writing_to(tenant_id: str, path_part_ids: set[str]) -> list[WorkflowRun]:

@@ -1,0 +1,306 @@
+"""`GET /v1/workflow-runs` and a definition's runs: filters, sorts, totals and who sees what.
+
+Runs are written by the run store itself (as invoke and the state machine's tasks write them),
+without executions, so a test can place them in time; their status moves by the same writers.
+The same queries are also answered with fewer run indexes deployed (a stack mid-migration), and
+must give the same pages.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from ksapi.models import WorkflowRunResponse
+
+from ksflow import aws, clock
+from ksflow.identity import store as identity
+from ksflow.identity.models import CreatedTenant, CreatedUser, Role
+from ksflow.knowledge.models import PartType
+from ksflow.lifecycle import events
+from ksflow.lifecycle.events import RunEventType
+from ksflow.runindex import listing
+from ksflow.workflows import definitions, run_store
+from ksflow.workflows.models import EndedBy, PathSnapshot, RunSnapshot, RunStatus, RunTrigger, WorkflowRun
+from tests.conftest import call_api
+
+BASE = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class World:
+    tenant: CreatedTenant
+    member: CreatedUser
+    admin: CreatedUser
+    owner_definition: dict[str, Any]
+    member_definition: dict[str, Any]
+    runs: dict[str, WorkflowRun]
+
+
+def _write(definition: dict[str, Any], tenant_id: str, invoker: str, minute: int,
+           trigger: RunTrigger = RunTrigger.MANUAL) -> WorkflowRun:
+    stored = definitions.get(tenant_id, definition["id"])
+    assert stored is not None and stored.runner_url and stored.secret_ciphertext
+    moment = BASE + timedelta(minutes=minute)
+    run = WorkflowRun(tenant_id=tenant_id, id=str(uuid.uuid4()), workflow_definition_id=stored.id,
+                      definition_owner_id=stored.created_by, user_id=invoker, status=RunStatus.PENDING,
+                      started_at=moment + timedelta(seconds=30 - minute % 7), deadline=moment + timedelta(hours=1),
+                      runner_url=stored.runner_url, secret_ciphertext=stored.secret_ciphertext, trigger=trigger,
+                      created_at=moment, updated_at=moment, run_snapshot=RunSnapshot(
+                          workflow_definition_id=stored.id, workflow_name=stored.name, user_id=invoker,
+                          max_run_duration_seconds=3600, sources=[], instructions=[], outputs=[],
+                          template=PathSnapshot(path_part_id=uuid.uuid4(), materialized_path="/template",
+                                                part_type=PartType.DOCUMENT)))
+    return run_store.insert(run)
+
+
+def _dispatch(run: WorkflowRun) -> WorkflowRun:
+    attempt = events.new(RunEventType.DISPATCH_ATTEMPT, run.attempt, {"status": 202, "duration_ms": 1})
+    assert run_store.record_dispatch(run, attempt, accepted=True)
+    moved = run_store.get(run.id)
+    assert moved is not None and moved.status == RunStatus.RUNNING
+    return moved
+
+
+def _end(run: WorkflowRun, status: RunStatus) -> WorkflowRun:
+    ending = run_store.Ending(status=status, error="broke" if status == RunStatus.FAILED else None,
+                              ended_by=EndedBy.CALLBACK)
+    ended = run_store.end_attempt(run, ending)
+    assert ended is not None
+    return ended
+
+
+@pytest.fixture
+def world(tenant: CreatedTenant, knowledge: dict[str, str], grant: Callable[[str, str, str], None],
+          create_definition: Callable[..., dict[str, Any]]) -> World:
+    """Two definitions (the OWNER's and a USER's), an ADMIN, and eleven runs in a known order and state.
+
+    minute: run (definition, invoker, final status)
+    0 a (owner, owner, COMPLETED)   1 b (owner, admin, FAILED)    2 c (member, member, COMPLETED)
+    3 d (owner, owner, RUNNING)     4 e (member, owner, PENDING)  5 f (owner, owner, FAILED, SCHEDULE)
+    6 g (member, member, FAILED)    7 h (owner, admin, COMPLETED) 8 i (member, member, RUNNING)
+    9 j (owner, owner, PENDING)     10 k (member, admin, COMPLETED)
+    Completion order (completed_at): c, a, h, b, g, k, f.
+    """
+    member = identity.create_user(tenant.tenant_id, "member@acme.test", Role.USER)
+    admin = identity.create_user(tenant.tenant_id, "admin@acme.test", Role.ADMIN)
+    grant(member.user_id, tenant.root_path_part_id, "READ_WRITE")
+    owner_definition = create_definition()
+    member_definition = create_definition(api_key=member.api_key, name="Member's")
+    plan = {"a": (owner_definition, tenant.user_id), "b": (owner_definition, admin.user_id),
+            "c": (member_definition, member.user_id), "d": (owner_definition, tenant.user_id),
+            "e": (member_definition, tenant.user_id), "f": (owner_definition, tenant.user_id),
+            "g": (member_definition, member.user_id), "h": (owner_definition, admin.user_id),
+            "i": (member_definition, member.user_id), "j": (owner_definition, tenant.user_id),
+            "k": (member_definition, admin.user_id)}
+    runs = {name: _write(definition, tenant.tenant_id, invoker, minute,
+                         RunTrigger.SCHEDULE if name == "f" else RunTrigger.MANUAL)
+            for minute, (name, (definition, invoker)) in enumerate(plan.items())}
+    for name in "abcdfghik":
+        runs[name] = _dispatch(runs[name])
+    for name, status in (("c", RunStatus.COMPLETED), ("a", RunStatus.COMPLETED), ("h", RunStatus.COMPLETED),
+                         ("b", RunStatus.FAILED), ("g", RunStatus.FAILED), ("k", RunStatus.COMPLETED),
+                         ("f", RunStatus.FAILED)):
+        runs[name] = _end(runs[name], status)
+    return World(tenant, member, admin, owner_definition, member_definition, runs)
+
+
+def _list(api_key: str, query: str = "", path: str = "/v1/workflow-runs") -> dict[str, Any]:
+    response = call_api("GET", f"{path}?{query}", api_key=api_key)
+    assert response.status == 200, (query, response.body)
+    return dict(response.body)
+
+
+def _names(world: World, page: dict[str, Any]) -> str:
+    by_id = {run.id: name for name, run in world.runs.items()}
+    return "".join(by_id[item["id"]] for item in page["items"])
+
+
+def _every_page(world: World, api_key: str, query: str, limit: int = 3) -> tuple[str, int]:
+    """All pages of a listing, their names concatenated, and the total each page reported (all equal)."""
+    names, totals, offset = "", set(), 0
+    while True:
+        page = _list(api_key, f"{query}&limit={limit}&offset={offset}")
+        totals.add(page["total"])
+        names += _names(world, page)
+        offset += limit
+        if offset >= page["total"]:
+            break
+    assert len(totals) == 1, totals
+    return names, totals.pop()
+
+
+@pytest.fixture(params=[7, 1], ids=["all-indexes", "one-index"])
+def deployed(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Every answer must be the same whether its own index serves it or the bounded path does."""
+    monkeypatch.setenv("RUN_INDEX_COUNT", str(request.param))
+    return int(request.param)
+
+
+CASES = [
+    ("", "kjihgfedcba"),
+    ("sort_dir=ASC", "abcdefghijk"),
+    ("status=FAILED", "gfb"),
+    ("status=PENDING&status=RUNNING", "jied"),
+    ("state=IN_PROGRESS", "id"),
+    ("status=COMPLETED&state=FAILED", "khgfcba"),
+    ("mine=true", "jfeda"),
+    ("invoked_by={admin}", "khb"),
+    ("owner_id={admin}", "khb"),
+    ("definition_id={member_definition}", "kigec"),
+    ("definition_id={member_definition}&sort_dir=ASC", "cegik"),
+    ("trigger=SCHEDULE", "f"),
+    ("created_after={m3}", "kjihgfed"),
+    ("created_before={m3}", "cba"),
+    ("created_after={m3}&created_before={m6}", "fed"),
+    ("status=COMPLETED&created_after={m3}", "kh"),
+    ("sort_by=COMPLETED_AT", "fkgbhac" + "jied"),
+    ("sort_by=COMPLETED_AT&sort_dir=ASC", "cahbgkf" + "deij"),
+    ("status=FAILED&mine=true", "f"),
+    ("definition_id={owner_definition}&status=PENDING", "j"),
+    ("definition_id={owner_definition}&sort_by=COMPLETED_AT&sort_dir=ASC", "ahbf" + "dj"),
+]
+
+
+def _query(world: World, template: str) -> str:
+    return template.format(admin=world.admin.user_id, member_definition=world.member_definition["id"],
+                           owner_definition=world.owner_definition["id"],
+                           m3=clock.iso(BASE + timedelta(minutes=3)), m6=clock.iso(BASE + timedelta(minutes=6)))
+
+
+@pytest.mark.parametrize(("query", "expected"), CASES, ids=[c[0] or "none" for c in CASES])
+def test_admin_listings(world: World, deployed: int, query: str, expected: str) -> None:
+    names, total = _every_page(world, world.tenant.api_key, _query(world, query))
+    assert (names, total) == (expected, len(expected))
+
+
+def test_started_at_orders_by_the_current_attempts_start(world: World, deployed: int) -> None:
+    expected = "".join(sorted(world.runs, key=lambda n: (world.runs[n].started_at, world.runs[n].id), reverse=True))
+    assert _every_page(world, world.tenant.api_key, "sort_by=STARTED_AT") == (expected, 11)
+    assert _every_page(world, world.tenant.api_key, "sort_by=STARTED_AT&sort_dir=ASC") == (expected[::-1], 11)
+
+
+USER_CASES = [
+    ("", "kigec"),
+    ("status=COMPLETED", "kc"),
+    ("status=RUNNING&status=PENDING", "ie"),
+    ("mine=true", "igc"),
+    ("created_before={m3}", "c"),
+    ("sort_by=COMPLETED_AT", "kgc" + "ie"),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), USER_CASES, ids=[c[0] or "none" for c in USER_CASES])
+def test_a_user_sees_the_runs_of_its_own_definitions(world: World, deployed: int, query: str, expected: str) -> None:
+    names, total = _every_page(world, world.member.api_key, _query(world, query))
+    assert (names, total) == (expected, len(expected))
+
+
+def test_a_user_cannot_list_another_users_definition(world: World) -> None:
+    response = call_api("GET", f"/v1/workflow-runs?definition_id={world.owner_definition['id']}",
+                        api_key=world.member.api_key)
+    assert response.status == 404, response.body
+    runs_of = call_api("GET", f"/v1/workflow-definitions/{world.owner_definition['id']}/runs",
+                       api_key=world.member.api_key)
+    assert runs_of.status == 404
+
+
+def test_other_tenants_see_nothing(world: World, other_tenant: CreatedTenant) -> None:
+    page = _list(other_tenant.api_key)
+    assert (page["items"], page["total"]) == ([], 0)
+    foreign = call_api("GET", f"/v1/workflow-runs?definition_id={world.owner_definition['id']}",
+                       api_key=other_tenant.api_key)
+    assert foreign.status == 404
+
+
+def test_items_parse_with_the_sdk_and_pages_hold_limit(world: World) -> None:
+    page = _list(world.tenant.api_key, "limit=4&offset=2")
+    assert (page["total"], page["limit"], page["offset"], len(page["items"])) == (11, 4, 2, 4)
+    assert _names(world, page) == "ihgf"
+    for item in page["items"]:
+        WorkflowRunResponse.model_validate(item)
+
+
+def test_a_definitions_runs_take_the_same_sort_and_dates(world: World, deployed: int) -> None:
+    path = f"/v1/workflow-definitions/{world.owner_definition['id']}/runs"
+    assert _names(world, _list(world.tenant.api_key, "", path)) == "jhfdba"
+    assert _names(world, _list(world.tenant.api_key, "sort_dir=ASC", path)) == "abdfhj"
+    ranged = _list(world.tenant.api_key, _query(world, "created_after={m3}&created_before={m6}"), path)
+    assert (_names(world, ranged), ranged["total"]) == ("fd", 2)
+    completed = _list(world.tenant.api_key, "sort_by=COMPLETED_AT", path)
+    assert (_names(world, completed), completed["total"]) == ("fbha" + "jd", 6)
+
+
+def test_totals_follow_status_changes_retries_and_deletes(world: World) -> None:
+    key = world.tenant.api_key
+    assert _list(key, "status=RUNNING")["total"] == 2
+    _end(world.runs["d"], RunStatus.COMPLETED)
+    assert (_list(key, "status=RUNNING")["total"], _list(key, "status=COMPLETED")["total"]) == (1, 5)
+    # A retry by hand reopens a FAILED run: it counts as PENDING again and leaves the COMPLETED_AT order.
+    failed = world.runs["b"]
+    rerun = run_store.Rerun(attempt=2, execution=f"run-{failed.id}-2", started_at=clock.now(),
+                            deadline=clock.now() + timedelta(hours=1), runner_url=failed.runner_url,
+                            secret_ciphertext=failed.secret_ciphertext, retry_policy=None,
+                            heartbeat_timeout_seconds=None, by=world.tenant.user_id)
+    assert run_store.start_rerun(failed, rerun) is not None
+    assert (_list(key, "status=FAILED")["total"], _list(key, "status=PENDING")["total"]) == (2, 3)
+    assert "b" not in _names(world, _list(key, "sort_by=COMPLETED_AT&limit=6"))
+    # Deleting a run and a whole definition takes their counts away.
+    assert call_api("DELETE", f"/v1/workflow-runs/{world.runs['a'].id}", api_key=key).status == 204
+    assert (_list(key)["total"], _list(key, "status=COMPLETED")["total"], _list(key, "mine=true")["total"]) == (
+        10, 4, 4)
+    for name in "ei":
+        _end(run_store.get(world.runs[name].id) or world.runs[name], RunStatus.FAILED)
+    assert call_api("DELETE", f"/v1/workflow-definitions/{world.member_definition['id']}", api_key=key).status == 204
+    assert _names(world, _list(key)) == "jhfdb"
+    assert (_list(key)["total"], _list(key, f"invoked_by={world.admin.user_id}")["total"]) == (5, 2)
+    assert _list(world.member.api_key)["total"] == 0
+
+
+def test_a_user_mine_and_status_counts(world: World) -> None:
+    counted = _list(world.member.api_key, "status=FAILED")
+    assert (_names(world, counted), counted["total"]) == ("g", 1)
+
+
+@pytest.mark.parametrize("query", [
+    "status=DONE", "state=", "sort_by=NAME", "sort_dir=UP", "limit=0", "limit=101", "offset=-1",
+    "created_after=yesterday", "invoked_by=not-a-uuid", "definition_id=42", "trigger=CRON",
+    "created_after=2026-11-21T00:00:00Z&created_before=2026-11-20T00:00:00Z",
+    "updated_after=2026-11-21T00:00:00Z&updated_before=2026-11-20T00:00:00Z",
+    "status=" + "\U0001f600" * 300,
+])
+def test_bad_parameters_are_422(tenant: CreatedTenant, query: str) -> None:
+    response = call_api("GET", f"/v1/workflow-runs?{query}", api_key=tenant.api_key)
+    assert response.status == 422, (query, response.body)
+    assert isinstance(response.body["detail"], list) and response.body["detail"][0]["loc"][0] == "query"
+
+
+def test_listing_needs_an_api_key(tenant: CreatedTenant) -> None:
+    assert call_api("GET", "/v1/workflow-runs").status == 401
+
+
+def test_a_filtered_listing_that_would_read_too_much_says_how_to_narrow_it(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(listing, "FILTERED_READ_LIMIT", 5)
+    response = call_api("GET", "/v1/workflow-runs?trigger=SCHEDULE", api_key=world.tenant.api_key)
+    assert response.status == 422
+    assert "created_after" in response.body["detail"][0]["msg"]
+    # A served filter is not bounded that way: its own index reads one page.
+    assert _list(world.tenant.api_key, "status=COMPLETED")["total"] == 4
+
+
+def test_runs_of_a_stack_without_run_indexes_list_by_definition_only(world: World,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUN_INDEX_COUNT", "0")
+    assert call_api("GET", "/v1/workflow-runs", api_key=world.tenant.api_key).status == 503
+    assert _list(world.tenant.api_key, f"definition_id={world.owner_definition['id']}")["total"] == 6
+
+
+def test_the_run_item_carries_its_index_attributes(world: World) -> None:
+    item = aws.table(run_store.settings().table_name).get_item(Key=run_store.run_key(world.runs["b"].id))["Item"]
+    assert item["rix_pk"] == f"RUNS#{world.tenant.tenant_id}"
+    assert item["rix_status"].startswith("FAILED#") and "rix_completed" in item
