@@ -22,6 +22,7 @@ from typing import Any
 from moto.awslambda.models import LambdaFunction
 from moto.dynamodb.responses import DynamoHandler
 from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, HeartbeatEndpoint
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 invocations: Counter[str] = Counter()
 _invocations_lock = threading.Lock()
@@ -106,8 +107,20 @@ def _setup_heartbeat_after_answer(self: CallbackEndpoint, heartbeat_seconds: int
     return endpoint
 
 
+_original_get_executions = StepFunctionsParserBackend._get_executions
+
+
+def _started_executions(self: StepFunctionsParserBackend, execution_status: Any = None) -> list[Any]:
+    # moto looks a task token up in every RUNNING execution's worker, and one started a moment ago
+    # has no worker environment yet: SendTaskHeartbeat/Success/Failure then raised AttributeError
+    # (seen as a failed dispatch while another run was starting). Such an execution holds no token.
+    return [execution for execution in _original_get_executions(self, execution_status)
+            if execution.exec_worker is not None and execution.exec_worker.env is not None]
+
+
 def install() -> None:
     """Idempotent; call before any execution or request reaches moto."""
     LambdaFunction._invoke_lambda = _invoke_in_process  # type: ignore[method-assign]
     DynamoHandler.call_action = _serialized_call_action  # type: ignore[method-assign]
     CallbackEndpoint.setup_heartbeat_endpoint = _setup_heartbeat_after_answer  # type: ignore[method-assign]
+    StepFunctionsParserBackend._get_executions = _started_executions  # type: ignore[method-assign]
