@@ -18,6 +18,7 @@ from ksflow.identity.models import CreatedTenant, CreatedUser, Role
 from ksflow.observability import logger as service_logger
 from ksflow.workflows import webhooks
 from tests.conftest import RUNNER_SECRET, Response, Runner, call_api, definition_body, wait_for
+from tests.unit.seeded_runs import world  # noqa: F401  (a fixture: runs placed in time)
 
 PUBLIC_RUNNER_URL = "https://93.184.216.34/runner"
 

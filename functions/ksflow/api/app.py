@@ -12,6 +12,7 @@ from aws_lambda_powertools.shared.json_encoder import Encoder
 from pydantic_core import from_json
 
 from ksflow.api import (
+    analytics,
     api_keys,
     contents,
     definitions,
@@ -49,9 +50,11 @@ def serialize_json(body: Any) -> str:
 
 app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_json_body,
                              serializer=serialize_json)
-# ingestion before workflows: /v1/workflows/document_versions must not be read as a workflow id.
-for router in (knowledge.router, ingestion.router, definitions.router, run_listings.router, runs.router,
-               workflows.router, users.router, api_keys.router, permissions.router, public.router, contents.router):
+# ingestion before workflows: /v1/workflows/document_versions must not be read as a workflow id; analytics
+# before runs: /v1/workflow-runs/summary must not be read as a run id.
+for router in (knowledge.router, ingestion.router, definitions.router, run_listings.router, analytics.router,
+               runs.router, workflows.router, users.router, api_keys.router, permissions.router, public.router,
+               contents.router):
     app.include_router(router)
 
 

@@ -186,10 +186,13 @@ def get_tenant(tenant_id: str) -> dict[str, Any] | None:
     return item
 
 
+def user_key(tenant_id: str, user_id: str) -> dict[str, str]:
+    return {"pk": _identity_pk(tenant_id), "sk": f"USER#{user_id}"}
+
+
 def get_user(tenant_id: str, user_id: str) -> dict[str, Any] | None:
-    item: dict[str, Any] | None = aws.table(settings().table_name).get_item(
-        Key={"pk": _identity_pk(tenant_id), "sk": f"USER#{user_id}"}
-    ).get("Item")
+    item: dict[str, Any] | None = aws.table(settings().table_name).get_item(Key=user_key(tenant_id, user_id)).get(
+        "Item")
     return item
 
 

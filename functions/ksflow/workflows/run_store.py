@@ -13,7 +13,8 @@ Items:
 - `RUN#{run_id}` / `EVENT#...`: the run's history (`lifecycle.events`), written in the same
   transaction as the change each event tells of.
 - on the run item, the attributes that place it in the run indexes (`runindex.layout`), set with
-  every status change, and the run counts (`runindex.counters`), changed in the same transaction.
+  every status change, and the run counts (`runindex.counters`) and aggregates (`analytics.store`),
+  changed in the same transaction.
 
 Every status change is a conditional write on the run as it was read (status, attempt and
 task token), so whichever of the callback, the deadline, the expiry schedule, a stop or a
@@ -31,6 +32,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from ksflow import aws, clock, observability
+from ksflow.analytics import store as aggregates
 from ksflow.config import settings
 from ksflow.lifecycle import events
 from ksflow.lifecycle.events import RunEvent, RunEventType
@@ -138,6 +140,7 @@ def insert(run: WorkflowRun) -> WorkflowRun:
         writes.append({"Put": {"TableName": table.name, "Item": claim,
                                "ConditionExpression": "attribute_not_exists(pk)"}})
     writes += events.puts(table.name, run.id, [created]) + counters.created(table.name, run)
+    writes += aggregates.created(table.name, run)
     try:
         table.meta.client.transact_write_items(TransactItems=writes)
     except BaseException as error:
@@ -195,6 +198,7 @@ def _remove(table: Any, run: WorkflowRun, *, of_definition: bool) -> bool | None
         *([_count_run(table.name, run, -1)] if of_definition else []),
         *([_claim_delete(table.name, run)] if run.idempotency_key is not None else []),
         *counters.removed(table.name, [run]),
+        *aggregates.removed(table.name, [run]),
     ]
     try:
         table.meta.client.transact_write_items(TransactItems=writes)
@@ -230,8 +234,9 @@ def reread(runs: list[WorkflowRun]) -> list[WorkflowRun]:
     return [WorkflowRun.model_validate(item) for item in items]
 
 
-# Runs removed per transaction by `delete_many`: two deletes each, and a counter update per invoker.
-_DELETE_CHUNK = 30
+# Runs removed per transaction by `delete_many`: two deletes each, and up to a counter update per invoker
+# and an aggregate update per bucket (TransactWriteItems takes 100 items).
+_DELETE_CHUNK = 24
 
 
 def delete_many(runs: list[WorkflowRun]) -> None:
@@ -253,7 +258,8 @@ def delete_many(runs: list[WorkflowRun]) -> None:
                 writes.append({"Delete": {"TableName": table.name,
                                           "Key": claim_key(run.workflow_definition_id, run.idempotency_key)}})
         try:
-            table.meta.client.transact_write_items(TransactItems=writes + counters.removed(table.name, chunk))
+            table.meta.client.transact_write_items(
+                TransactItems=writes + counters.removed(table.name, chunk) + aggregates.removed(table.name, chunk))
         except ClientError as error:
             if not _conditional_failure(error):
                 raise
@@ -388,7 +394,7 @@ def _with_events(table_name: str, run_id: str, update: _Update, written: list[Ru
     if change is not None:
         before, after = change
         update.reindex(after)
-        counts = counters.moved(table_name, before, after)
+        counts = counters.moved(table_name, before, after) + aggregates.moved(table_name, before, after)
     return [{"Update": {"TableName": table_name, "Key": run_key(run_id), **update.params()}},
             *events.puts(table_name, run_id, written), *counts]
 
