@@ -117,6 +117,13 @@ def _admin(args: argparse.Namespace) -> None:
     if args.admin_command == "fire-schedule":
         _fire_schedule(args.definition_id, args.at)
         return
+    if args.admin_command == "index-runs":
+        from ksflow import aws
+        from ksflow.config import settings
+        from ksflow.runindex import backfill
+
+        print(json.dumps({"indexed_runs": backfill.backfill(aws.table(settings().table_name))}))
+        return
     from ksflow.identity import store
     from ksflow.identity.models import Role
 
@@ -164,6 +171,8 @@ def _parser() -> argparse.ArgumentParser:
     fire = admin_commands.add_parser(
         "fire-schedule", help="fire one occurrence of a scheduled definition through its schedule's target, as "
                               "Scheduler does (the same occurrence twice makes one run)")
+    admin_commands.add_parser("index-runs", help="index and count the runs written before the run indexes "
+                                                 "existed (once, after upgrading; safe to repeat)")
     fire.add_argument("--definition-id", required=True)
     fire.add_argument("--at", type=occurrence_argument,
                       help="the occurrence, ISO 8601 (default: now, to the minute; UTC without an offset)")

@@ -231,6 +231,8 @@ class WorkflowRun(BaseModel):
     # Progress events of the current attempt: a chatty runner's history is bounded.
     heartbeat_events: int = 0
     event_count: int = 0
+    # Set on runs the run indexes hold (`runindex.layout`); None on runs written before them, until indexed.
+    rix_pk: str | None = Field(default=None, exclude=True)
 
     @property
     def execution_name(self) -> str:

@@ -125,7 +125,7 @@ def _externalize_snapshot(run: WorkflowRun) -> WorkflowRun:
 
 def insert(run: WorkflowRun) -> WorkflowRun:
     """Write a new run, its `created` event, its idempotency claim and its definition's run counts at once."""
-    run = _externalize_snapshot(run).model_copy(update={"event_count": 1})
+    run = _externalize_snapshot(run).model_copy(update={"event_count": 1, "rix_pk": layout.partition(run.tenant_id)})
     table = _table()
     created = events.new(RunEventType.CREATED, run.attempt, {
         "invoked_by": run.user_id, "idempotency_key": run.idempotency_key, "trigger": run.trigger.value,
@@ -197,8 +197,7 @@ def _remove(table: Any, run: WorkflowRun, *, of_definition: bool) -> bool | None
                     "ExpressionAttributeValues": {":status": run.status.value}}},
         *([_count_run(table.name, run, -1)] if of_definition else []),
         *([_claim_delete(table.name, run)] if run.idempotency_key is not None else []),
-        *counters.removed(table.name, [run]),
-        *aggregates.removed(table.name, [run]),
+        *(counters.removed(table.name, [run]) + aggregates.removed(table.name, [run]) if run.rix_pk else []),
     ]
     try:
         table.meta.client.transact_write_items(TransactItems=writes)
@@ -226,6 +225,25 @@ def _remove_latest(table: Any, run: WorkflowRun, *, of_definition: bool) -> bool
 def delete(run: WorkflowRun) -> bool:
     """Remove a run record (its execution is left alone) and free its idempotency key."""
     return _remove_latest(_table(), run, of_definition=True)
+
+
+def index_legacy(run: WorkflowRun) -> bool:
+    """Place a run written before the run indexes in them and count it; False if it was indexed meanwhile.
+
+    Conditional on the status as read, so its counts are those of the status it has.
+    """
+    table = _table()
+    while run.rix_pk is None:
+        update = _Update().reindex(run).require(f"attribute_not_exists({layout.PARTITION})").require_status(run.status)
+        writes = [{"Update": {"TableName": table.name, "Key": run_key(run.id), **update.params()}},
+                  *counters.created(table.name, run), *aggregates.created(table.name, run)]
+        if _transact(writes, run):
+            return True
+        latest = get(run.id)
+        if latest is None:
+            return False
+        run = latest
+    return False
 
 
 def reread(runs: list[WorkflowRun]) -> list[WorkflowRun]:
@@ -258,8 +276,9 @@ def delete_many(runs: list[WorkflowRun]) -> None:
                 writes.append({"Delete": {"TableName": table.name,
                                           "Key": claim_key(run.workflow_definition_id, run.idempotency_key)}})
         try:
+            counted = [run for run in chunk if run.rix_pk]
             table.meta.client.transact_write_items(
-                TransactItems=writes + counters.removed(table.name, chunk) + aggregates.removed(table.name, chunk))
+                TransactItems=writes + counters.removed(table.name, counted) + aggregates.removed(table.name, counted))
         except ClientError as error:
             if not _conditional_failure(error):
                 raise
@@ -394,7 +413,13 @@ def _with_events(table_name: str, run_id: str, update: _Update, written: list[Ru
     if change is not None:
         before, after = change
         update.reindex(after)
-        counts = counters.moved(table_name, before, after) + aggregates.moved(table_name, before, after)
+        if before.rix_pk is None:
+            # Written before the run indexes: counted now, whole, in its new status (`index_legacy` races it).
+            update.require(f"attribute_not_exists({layout.PARTITION})")
+            counts = counters.created(table_name, after) + aggregates.created(table_name, after)
+        else:
+            update.require(f"attribute_exists({layout.PARTITION})")
+            counts = counters.moved(table_name, before, after) + aggregates.moved(table_name, before, after)
     return [{"Update": {"TableName": table_name, "Key": run_key(run_id), **update.params()}},
             *events.puts(table_name, run_id, written), *counts]
 
