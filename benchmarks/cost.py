@@ -43,12 +43,13 @@ from moto.dynamodb.models import dynamodb_backends
 
 from benchmarks import publish
 from ksflow import aws, clock
+from ksflow.analytics import store as aggregates
 from ksflow.api.handler import lambda_handler
 from ksflow.identity import store as identity
 from ksflow.identity.models import Role
 from ksflow.local import gateway, lambda_runtime, provision
 from ksflow.local.lambda_runtime import LocalContext
-from ksflow.runindex import counters
+from ksflow.runindex import counters, layout
 from ksflow.runner import example
 from ksflow.workflows import definitions as definition_store
 from ksflow.workflows import run_store, webhooks
@@ -154,7 +155,8 @@ def sample_runs(template: WorkflowRun, count: int, definitions: list[WorkflowDef
             "workflow_definition_id": uuid.UUID(definition.id), "workflow_name": definition.name,
             "user_id": uuid.UUID(invoker)})
         runs.append(template.model_copy(update={
-            "tenant_id": definition.tenant_id, "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "tenant_id": definition.tenant_id, "rix_pk": layout.partition(definition.tenant_id),
+            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "workflow_definition_id": definition.id, "definition_owner_id": definition.created_by,
             "user_id": invoker, "status": status, "created_at": created, "started_at": started,
             "deadline": started + timedelta(seconds=definition.max_run_duration_seconds), "completed_at": ended,
@@ -169,8 +171,8 @@ def sample_runs(template: WorkflowRun, count: int, definitions: list[WorkflowDef
 
 def seed_runs(runs: list[WorkflowRun]) -> None:
     """Runs of one tenant stored as `run_store.insert` leaves them: items from its builder (index attributes
-    included), and the counts its transactions add (the tenant's, the definition owner's, the invoker's, and
-    each definition's run count).
+    included), and the counts its transactions add (the tenant's, the definition owner's, the invoker's,
+    the aggregates' buckets, and each definition's run count).
 
     Not by `insert` itself: moto copies the whole table for every item of a transaction, so one insert takes
     seconds once the table holds a few thousand items. The items go in batches and each count item gets the
@@ -180,8 +182,8 @@ def seed_runs(runs: list[WorkflowRun]) -> None:
     with table.batch_writer() as batch:
         for run in runs:
             batch.put_item(Item=run_store._run_item(run))
-    # What deleting them all would take from each counter item (one update per item), added instead.
-    for update in counters.removed(table.name, runs):
+    # What deleting them all would take from each counter and bucket item (one update per item), added instead.
+    for update in counters.removed(table.name, runs) + aggregates.removed(table.name, runs):
         write = update["Update"]
         amounts = {name: -amount for name, amount in write["ExpressionAttributeValues"].items()}
         table.meta.client.update_item(**{**write, "ExpressionAttributeValues": amounts})
@@ -189,8 +191,8 @@ def seed_runs(runs: list[WorkflowRun]) -> None:
     for run in runs:
         by_definition.setdefault(run.workflow_definition_id, []).append(run)
     for of_definition in by_definition.values():
-        counted = run_store._count_run(table.name, of_definition[0], len(of_definition))
-        table.meta.client.update_item(**counted["Update"])
+        run_count = run_store._count_run(table.name, of_definition[0], len(of_definition))
+        table.meta.client.update_item(**run_count["Update"])
 
 
 def definition_paths(api_key: str, root: str) -> dict[str, Any]:

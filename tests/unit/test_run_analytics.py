@@ -152,6 +152,9 @@ def test_the_leaderboard_ranks_definitions_and_invokers(world: World) -> None:
     "timezone=Mars/Olympus", "timezone=", "bucket=fortnight", "since=2026-11-21T00:00:00Z&until=2026-11-20T00:00:00Z",
     "since=2024-01-01T00:00:00Z&until=2026-01-01T00:00:00Z", "since=yesterday", "definition_id=7",
     "timezone=" + "\U0001f600" * 65,
+    # The ends of time: a local month or week around them is no date Python can hold.
+    "since=9999-12-31T00:00:00Z&until=9999-12-31T23:59:59Z&bucket=month",
+    "since=0001-01-01T00:00:00Z&until=0001-01-02T00:00:00Z&bucket=week&timezone=America/New_York",
 ])
 def test_bad_analytics_parameters_are_422(tenant: CreatedTenant, query: str) -> None:
     response = call_api("GET", f"/v1/admin/workflows/timeseries?{query}", api_key=tenant.api_key)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -27,6 +27,9 @@ from ksflow.workflows import definitions, run_store
 from ksflow.workflows.models import RunStatus
 
 DEFAULT_WINDOW = timedelta(days=7)
+# Windows lie within these years, so a local week or month around them is still a date Python can hold.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 # The longest window a report reads: 35,136 buckets, about 352 reads of 100 keys.
 MAX_WINDOW = timedelta(days=366)
 
@@ -68,6 +71,9 @@ class Window:
     @classmethod
     def of(cls, since: datetime | None, until: datetime | None) -> Window:
         now = clock.now()
+        for name, moment in (("since", since), ("until", until)):
+            if moment is not None and not EARLIEST <= moment < LATEST:
+                raise Invalid(["query", name], f"{name} must be from {EARLIEST.year} to {LATEST.year - 1}")
         window = cls(since or now - DEFAULT_WINDOW, until)
         end = until or now
         if end < window.since:
