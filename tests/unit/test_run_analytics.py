@@ -96,9 +96,9 @@ def test_percentiles_are_nearest_rank_within_five_percent(tenant: CreatedTenant,
     for index, seconds in enumerate(durations):
         run = dispatch(write(world.owner_definition, tenant.tenant_id, tenant.user_id, 24 * 60 + index))
         finish = run.started_at + timedelta(seconds=seconds)
-        monkeypatch.setattr(clock, "now", lambda finish=finish: finish)
-        end(run, RunStatus.COMPLETED)
-    monkeypatch.undo()
+        with monkeypatch.context() as frozen:
+            frozen.setattr(clock, "now", lambda finish=finish: finish)
+            end(run, RunStatus.COMPLETED)
     window = f"since={clock.iso(start)}&until={clock.iso(start + timedelta(hours=1))}"
     summary = _summary(tenant.api_key, window)
     ranked = sorted(durations)

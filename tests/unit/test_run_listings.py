@@ -71,6 +71,13 @@ CASES = [
     ("created_before={m3}", "cba"),
     ("created_after={m3}&created_before={m6}", "fed"),
     ("status=COMPLETED&created_after={m3}", "kh"),
+    # Ranges holding whole 15-minute buckets: their totals come from the aggregates, edges counted by key.
+    ("created_after={m_10}&created_before={m20}", "kjihgfedcba"),
+    ("created_after={m0}&created_before={m15}", "kjihgfedcba"),
+    ("created_before={m20}", "kjihgfedcba"),
+    ("status=FAILED&created_after={m_10}&created_before={m20}", "gfb"),
+    ("mine=true&created_after={m_10}", "jfeda"),
+    ("definition_id={member_definition}&created_after={m_10}&created_before={m20}", "kigec"),
     ("sort_by=COMPLETED_AT", "fkgbhac" + "jied"),
     ("sort_by=COMPLETED_AT&sort_dir=ASC", "cahbgkf" + "deij"),
     ("status=FAILED&mine=true", "f"),
@@ -82,7 +89,9 @@ CASES = [
 def _query(world: World, template: str) -> str:
     return template.format(admin=world.admin.user_id, member_definition=world.member_definition["id"],
                            owner_definition=world.owner_definition["id"],
-                           m3=clock.iso(BASE + timedelta(minutes=3)), m6=clock.iso(BASE + timedelta(minutes=6)))
+                           m3=clock.iso(BASE + timedelta(minutes=3)), m6=clock.iso(BASE + timedelta(minutes=6)),
+                           m_10=clock.iso(BASE - timedelta(minutes=10)), m0=clock.iso(BASE),
+                           m15=clock.iso(BASE + timedelta(minutes=15)), m20=clock.iso(BASE + timedelta(minutes=20)))
 
 
 @pytest.mark.parametrize(("query", "expected"), CASES, ids=[c[0] or "none" for c in CASES])
@@ -103,6 +112,7 @@ USER_CASES = [
     ("status=RUNNING&status=PENDING", "ie"),
     ("mine=true", "igc"),
     ("created_before={m3}", "c"),
+    ("status=COMPLETED&created_after={m_10}&created_before={m20}", "kc"),
     ("sort_by=COMPLETED_AT", "kgc" + "ie"),
 ]
 

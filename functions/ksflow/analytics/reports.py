@@ -97,6 +97,13 @@ def _buckets(scope: Scope, window: Window) -> list[tuple[datetime, dict[str, Any
             in by_key]
 
 
+def created_in(tenant_id: str, starts: list[datetime], counters: list[str]) -> int:
+    """The sum of some aggregate counters over the buckets starting at `starts` (read by key)."""
+    items = aws.batch_get(aws.table(settings().table_name), [bucket_key(tenant_id, s) for s in starts],
+                          consistent=False)
+    return sum(int(item.get(name, 0)) for item in items for name in counters)
+
+
 def _active_definitions(scope: Scope) -> int:
     """Active definitions in scope, now: one COUNT query of the tenant's definitions (no runs read)."""
     if scope.definition_id is not None:

@@ -17,15 +17,16 @@ index entries, and sorts the matches in memory; more is a 422 that says how to n
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 
 from ksflow import aws, clock
+from ksflow.analytics import buckets, reports
 from ksflow.config import settings
 from ksflow.errors import Invalid, Unavailable
 from ksflow.identity.models import Principal
@@ -85,6 +86,16 @@ class _Source:
         return condition & Key(self.sort_key).begins_with(self.prefix) if self.prefix else condition
 
 
+@dataclass(frozen=True)
+class _Counted:
+    """Where a listing's total is kept: a counter item and what of it counts, and the aggregate counters of the
+    same runs (for a created range)."""
+
+    key: dict[str, str]
+    of: Callable[[dict[str, Any] | None], int]
+    aggregates: list[str]
+
+
 def _created_sort(source: _Source, entry: dict[str, Any]) -> str:
     return str(entry[source.sort_key])[len(source.prefix):]
 
@@ -106,11 +117,10 @@ class _Plan:
             request["IndexName"] = source.index
         return aws.query(self.table, request, limit)
 
-    def _count(self, source: _Source) -> int:
-        """How many entries the source holds in the created range: a COUNT of index keys, no runs read."""
+    def _count(self, source: _Source, after: datetime | None, before: datetime | None) -> int:
+        """How many entries the source holds created in [after, before): a COUNT of index keys, no runs read."""
         request: dict[str, Any] = {"IndexName": source.index, "Select": "COUNT",
-                                   "KeyConditionExpression": source.condition(self.filters.created_after,
-                                                                              self.filters.created_before)}
+                                   "KeyConditionExpression": source.condition(after, before)}
         total = 0
         while True:
             page = self.table.query(**request)
@@ -161,7 +171,7 @@ class _Plan:
             if not f.statuses and f.invoked_by is not None and admin and self.has(layout.BY_INVOKER.name):
                 source = self._source(layout.BY_INVOKER, f"{f.invoked_by}#")
                 key = counters.invoker_key(self.principal.tenant_id, f.invoked_by)
-                return self._keyed_page([source], limit, offset, (key, counters.invoked))
+                return self._keyed_page([source], limit, offset, _Counted(key, counters.invoked, [f"u_{f.invoked_by}"]))
         if (simple and admin and not f.statuses and f.invoked_by is None and f.created_after is None
                 and f.created_before is None):
             if f.order == RunOrder.STARTED_AT and self.has(layout.BY_STARTED.name):
@@ -172,19 +182,47 @@ class _Plan:
                 return self._completed_page(limit, offset)
         return self._filtered_page(self._source(layout.BY_CREATED), limit, offset)
 
-    def _sum_counter(self, statuses: Iterable[RunStatus] = ()) -> tuple[dict[str, str], Any]:
+    def _sum_counter(self, statuses: Iterable[RunStatus] = ()) -> _Counted:
         wanted = set(statuses) or set(RunStatus)
-        return self._counter(), lambda item: sum(n for s, n in counters.status_counts(item).items() if s in wanted)
+        scope = "n_" if self.principal.is_admin else f"o_{self.principal.user_id}_"
+        return _Counted(self._counter(),
+                        lambda item: sum(n for s, n in counters.status_counts(item).items() if s in wanted),
+                        [f"{scope}{status.value}" for status in sorted(wanted)])
 
     def _keyed_page(self, sources: list[_Source], limit: int, offset: int,
-                    counted: tuple[dict[str, str], Any]) -> tuple[list[WorkflowRun], int]:
+                    counted: _Counted) -> tuple[list[WorkflowRun], int]:
         """The page from index keys, then its runs and the counter item in one BatchGetItem."""
         entries = self._merged(sources, offset + limit)[offset:offset + limit]
-        key, total_of = counted
-        ranged = self.filters.created_after is not None or self.filters.created_before is not None
-        found = self._runs_and(entries, None if ranged else key)
-        total = sum(self._count(s) for s in sources) if ranged else total_of(found.pop(_key_id(key), None))
-        return self._ordered(entries, found), total
+        found = self._runs_and(entries, counted.key)
+        everything = counted.of(found.pop(_key_id(counted.key), None))
+        return self._ordered(entries, found), self._total(sources, counted.aggregates, everything)
+
+    def _total(self, sources: list[_Source], aggregates: list[str], everything: int) -> int:
+        """How many of the sources' runs the created range holds, or all of them without one.
+
+        From the aggregates' 15-minute buckets (`analytics`) for the whole buckets of the range, and a COUNT
+        of index keys only for the parts of a bucket at either end: no more than 30 minutes of runs are
+        counted, whatever the range. A range that reaches past `reports.MAX_WINDOW` is counted by key.
+        """
+        after, before = self.filters.created_after, self.filters.created_before
+        if after is None and before is None:
+            return everything
+        now = clock.now()
+        if after is None:
+            # Runs created before `before`: all of them but those created since.
+            assert before is not None
+            return everything - (self._between(sources, aggregates, before, now) if before <= now else 0)
+        return self._between(sources, aggregates, after, before or now)
+
+    def _between(self, sources: list[_Source], aggregates: list[str], low: datetime, high: datetime) -> int:
+        if high - low > reports.MAX_WINDOW:
+            return sum(self._count(s, low, high) for s in sources)
+        whole = list(buckets.buckets_between(low + buckets.QUARTER - timedelta(microseconds=1), high))[:-1]
+        if not whole:
+            return sum(self._count(s, low, high) for s in sources)
+        edges = sum(self._count(s, low, whole[0]) + self._count(s, whole[-1] + buckets.QUARTER, high)
+                    for s in sources)
+        return edges + reports.created_in(self.principal.tenant_id, whole, aggregates)
 
     def _runs_and(self, entries: list[dict[str, Any]], extra: dict[str, str] | None) -> dict[str, dict[str, Any]]:
         keys = [{"pk": e["pk"], "sk": e["sk"]} for e in entries] + ([extra] if extra else [])
@@ -220,8 +258,7 @@ class _Plan:
         if not simple:
             return self._filtered_page(source, limit, offset)
         items = self._read(source, offset + limit, forward=not f.descending)[offset:offset + limit]
-        ranged = f.created_after is not None or f.created_before is not None
-        total = self._count(source) if ranged else definition.run_count
+        total = self._total([source], [f"d_{definition.id}_{s.value}" for s in RunStatus], definition.run_count)
         return runs.fit_response_budget([WorkflowRun.model_validate(item) for item in items]), total
 
     # -- the bounded path -----------------------------------------------------------------------------------------
