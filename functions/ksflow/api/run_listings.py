@@ -62,7 +62,7 @@ def _page(principal: Principal, filters: RunFilters, limit: int, offset: int) ->
 
 @router.get("/v1/workflow-runs", tags=["workflow-runs"], summary="List workflow runs across the tenant",
             description="OWNER/ADMIN see every run of the tenant; a USER the runs of the definitions it created.",
-            responses=documented(200))
+            responses=documented(200, 404))
 def list_workflow_runs(principal: CurrentPrincipal, status: Statuses = None, state: Statuses = None,
                        mine: Annotated[bool, Query(description="Only runs the caller invoked")] = False,
                        definition_id: Annotated[UUID | None, Query(description="Only runs of this definition")] = None,
