@@ -7,7 +7,7 @@ AWS, to moto's in-process mock, or to the local stack's moto server.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -54,6 +54,27 @@ def query(table_: Any, request: dict[str, Any], limit: int | None = None) -> lis
         if "LastEvaluatedKey" not in page or (limit is not None and len(items) >= limit):
             return items
         request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def count(table_: Any, request: dict[str, Any]) -> int:
+    """How many items a Query matches, page after page (Select=COUNT: no items are returned)."""
+    request = {**request, "Select": "COUNT"}
+    total = 0
+    while True:
+        page = table_.query(**request)
+        total += page["Count"]
+        if "LastEvaluatedKey" not in page:
+            return total
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def adding(table_name: str, key: dict[str, str], amounts: Mapping[str, int]) -> dict[str, Any]:
+    """A TransactWriteItems Update that ADDs each non-zero amount to its counter (created at 0 if absent)."""
+    moved = {name: amount for name, amount in amounts.items() if amount}
+    return {"Update": {"TableName": table_name, "Key": key,
+                       "UpdateExpression": "ADD " + ", ".join(f"#a{i} :a{i}" for i in range(len(moved))),
+                       "ExpressionAttributeNames": {f"#a{i}": name for i, name in enumerate(moved)},
+                       "ExpressionAttributeValues": {f":a{i}": amount for i, amount in enumerate(moved.values())}}}
 
 
 def failed_conditions(error: BaseException) -> set[int]:

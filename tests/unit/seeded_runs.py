@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ksflow import clock
 from ksflow.identity import store as identity
 from ksflow.identity.models import CreatedTenant, CreatedUser, Role
 from ksflow.knowledge.models import PartType
@@ -98,3 +99,12 @@ def world(tenant: CreatedTenant, knowledge: dict[str, str], grant: Callable[[str
                          ("f", RunStatus.FAILED)):
         runs[name] = end(runs[name], status)
     return World(tenant, member, admin, owner_definition, member_definition, runs)
+
+
+def retry_by_hand(world: World, run: WorkflowRun) -> None:
+    """A FAILED run reopened at attempt 2 by the tenant's OWNER, as `POST .../retry` writes it."""
+    rerun = run_store.Rerun(attempt=2, execution=f"run-{run.id}-2", started_at=clock.now(),
+                            deadline=clock.now() + timedelta(hours=1), runner_url=run.runner_url,
+                            secret_ciphertext=run.secret_ciphertext, retry_policy=None,
+                            heartbeat_timeout_seconds=None, by=world.tenant.user_id)
+    assert run_store.start_rerun(run, rerun) is not None

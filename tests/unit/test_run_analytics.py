@@ -13,7 +13,7 @@ from ksflow.identity.models import CreatedTenant
 from ksflow.workflows import run_store
 from ksflow.workflows.models import RunStatus
 from tests.conftest import call_api
-from tests.unit.seeded_runs import BASE, World, dispatch, end, write
+from tests.unit.seeded_runs import BASE, World, dispatch, end, retry_by_hand, write
 
 WINDOW = f"since={clock.iso(BASE - timedelta(hours=1))}&until={clock.iso(BASE + timedelta(hours=1))}"
 
@@ -68,12 +68,7 @@ def test_windows_select_by_creation_and_default_to_the_last_seven_days(world: Wo
 
 def test_aggregates_follow_status_changes_retries_and_deletes(world: World) -> None:
     end(world.runs["d"], RunStatus.COMPLETED)
-    failed = world.runs["b"]
-    rerun = run_store.Rerun(attempt=2, execution=f"run-{failed.id}-2", started_at=clock.now(),
-                            deadline=clock.now() + timedelta(hours=1), runner_url=failed.runner_url,
-                            secret_ciphertext=failed.secret_ciphertext, retry_policy=None,
-                            heartbeat_timeout_seconds=None, by=world.tenant.user_id)
-    assert run_store.start_rerun(failed, rerun) is not None
+    retry_by_hand(world, world.runs["b"])
     assert call_api("DELETE", f"/v1/workflow-runs/{world.runs['a'].id}", api_key=world.tenant.api_key).status == 204
     summary = _summary(world.tenant.api_key)
     assert summary["counts_by_state"] == {"PENDING": 3, "RUNNING": 1, "COMPLETED": 4, "FAILED": 2}

@@ -19,7 +19,7 @@ from ksflow.runindex import listing
 from ksflow.workflows import run_store
 from ksflow.workflows.models import RunStatus
 from tests.conftest import call_api
-from tests.unit.seeded_runs import BASE, World, end
+from tests.unit.seeded_runs import BASE, World, end, retry_by_hand
 
 
 def _list(api_key: str, query: str = "", path: str = "/v1/workflow-runs") -> dict[str, Any]:
@@ -164,12 +164,7 @@ def test_totals_follow_status_changes_retries_and_deletes(world: World) -> None:
     end(world.runs["d"], RunStatus.COMPLETED)
     assert (_list(key, "status=RUNNING")["total"], _list(key, "status=COMPLETED")["total"]) == (1, 5)
     # A retry by hand reopens a FAILED run: it counts as PENDING again and leaves the COMPLETED_AT order.
-    failed = world.runs["b"]
-    rerun = run_store.Rerun(attempt=2, execution=f"run-{failed.id}-2", started_at=clock.now(),
-                            deadline=clock.now() + timedelta(hours=1), runner_url=failed.runner_url,
-                            secret_ciphertext=failed.secret_ciphertext, retry_policy=None,
-                            heartbeat_timeout_seconds=None, by=world.tenant.user_id)
-    assert run_store.start_rerun(failed, rerun) is not None
+    retry_by_hand(world, world.runs["b"])
     assert (_list(key, "status=FAILED")["total"], _list(key, "status=PENDING")["total"]) == (2, 3)
     assert "b" not in _names(world, _list(key, "sort_by=COMPLETED_AT&limit=6"))
     # Deleting a run and a whole definition takes their counts away.

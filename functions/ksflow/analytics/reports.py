@@ -89,19 +89,20 @@ class Window:
 
 def _buckets(scope: Scope, window: Window) -> list[tuple[datetime, dict[str, Any]]]:
     """The window's aggregate items, by bucket start (buckets no run was created in have none)."""
-    starts = list(buckets.buckets_between(window.since, window.end))
-    items = aws.batch_get(aws.table(settings().table_name), [bucket_key(scope.tenant_id, s) for s in starts],
+    return _bucket_items(scope.tenant_id, list(buckets.buckets_between(window.since, window.end)))
+
+
+def _bucket_items(tenant_id: str, starts: list[datetime]) -> list[tuple[datetime, dict[str, Any]]]:
+    """The aggregate items of the buckets starting at `starts`, read by key, with their starts."""
+    items = aws.batch_get(aws.table(settings().table_name), [bucket_key(tenant_id, s) for s in starts],
                           consistent=False)
     by_key = {item["sk"]: item for item in items}
-    return [(start, by_key[key["sk"]]) for start in starts if (key := bucket_key(scope.tenant_id, start))["sk"]
-            in by_key]
+    return [(start, by_key[sk]) for start in starts if (sk := bucket_key(tenant_id, start)["sk"]) in by_key]
 
 
 def created_in(tenant_id: str, starts: list[datetime], counters: list[str]) -> int:
     """The sum of some aggregate counters over the buckets starting at `starts` (read by key)."""
-    items = aws.batch_get(aws.table(settings().table_name), [bucket_key(tenant_id, s) for s in starts],
-                          consistent=False)
-    return sum(int(item.get(name, 0)) for item in items for name in counters)
+    return sum(int(item.get(name, 0)) for _, item in _bucket_items(tenant_id, starts) for name in counters)
 
 
 def _active_definitions(scope: Scope) -> int:
@@ -112,16 +113,9 @@ def _active_definitions(scope: Scope) -> int:
     condition = Attr("is_active").eq(True)
     if scope.owner_id is not None:
         condition = condition & Attr("created_by").eq(scope.owner_id)
-    request: dict[str, Any] = {"Select": "COUNT", "FilterExpression": condition,
-                               "KeyConditionExpression": Key("pk").eq(f"TENANT#{scope.tenant_id}")
-                               & Key("sk").begins_with("WORKFLOWDEF#")}
-    table, total = aws.table(settings().table_name), 0
-    while True:
-        page = table.query(**request)
-        total += page["Count"]
-        if "LastEvaluatedKey" not in page:
-            return total
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return aws.count(aws.table(settings().table_name), {
+        "FilterExpression": condition,
+        "KeyConditionExpression": Key("pk").eq(f"TENANT#{scope.tenant_id}") & Key("sk").begins_with("WORKFLOWDEF#")})
 
 
 def run_summary(scope: Scope, window: Window) -> summary.WorkflowRunSummaryResponse:

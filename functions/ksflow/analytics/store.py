@@ -20,7 +20,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from ksflow import clock
+from ksflow import aws, clock
 from ksflow.analytics import histogram
 from ksflow.analytics.buckets import bucket_start
 from ksflow.workflows.models import WorkflowRun
@@ -46,26 +46,18 @@ def _invoker(run: WorkflowRun, sign: int) -> Counter[str]:
                     f"ou_{run.definition_owner_id}_{run.user_id}": sign})
 
 
-def _update(table_name: str, key: dict[str, str], amounts: Counter[str]) -> dict[str, Any]:
-    moved = {name: amount for name, amount in amounts.items() if amount}
-    return {"Update": {"TableName": table_name, "Key": key,
-                       "UpdateExpression": "ADD " + ", ".join(f"#a{i} :a{i}" for i in range(len(moved))),
-                       "ExpressionAttributeNames": {f"#a{i}": name for i, name in enumerate(moved)},
-                       "ExpressionAttributeValues": {f":a{i}": amount for i, amount in enumerate(moved.values())}}}
-
-
 def _key_of(run: WorkflowRun) -> dict[str, str]:
     return bucket_key(run.tenant_id, bucket_start(run.created_at))
 
 
 def created(table_name: str, run: WorkflowRun) -> list[dict[str, Any]]:
-    return [_update(table_name, _key_of(run), _status(run, 1) + _invoker(run, 1))]
+    return [aws.adding(table_name, _key_of(run), _status(run, 1) + _invoker(run, 1))]
 
 
 def moved(table_name: str, before: WorkflowRun, after: WorkflowRun) -> list[dict[str, Any]]:
     amounts = _status(after, 1)
     amounts.subtract(_status(before, 1))
-    return [_update(table_name, _key_of(after), amounts)] if any(amounts.values()) else []
+    return [aws.adding(table_name, _key_of(after), amounts)] if any(amounts.values()) else []
 
 
 def removed(table_name: str, runs: list[WorkflowRun]) -> list[dict[str, Any]]:
@@ -76,5 +68,5 @@ def removed(table_name: str, runs: list[WorkflowRun]) -> list[dict[str, Any]]:
         amounts = by_bucket.setdefault((key["pk"], key["sk"]), Counter())
         amounts.update(_status(run, -1))
         amounts.update(_invoker(run, -1))
-    return [_update(table_name, {"pk": pk, "sk": sk}, amounts) for (pk, sk), amounts in by_bucket.items()
+    return [aws.adding(table_name, {"pk": pk, "sk": sk}, amounts) for (pk, sk), amounts in by_bucket.items()
             if any(amounts.values())]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from ksflow import aws
 from ksflow.workflows.models import RunStatus, WorkflowRun
 
 INVOKED = "runs"
@@ -35,22 +36,14 @@ def invoker_key(tenant_id: str, user_id: str) -> dict[str, str]:
     return {"pk": _partition(tenant_id), "sk": f"INVOKER#{user_id}"}
 
 
-def _add(table_name: str, key: dict[str, str], amounts: dict[str, int]) -> dict[str, Any]:
-    names = {f"#c{i}": name for i, name in enumerate(amounts)}
-    values = {f":c{i}": amount for i, amount in enumerate(amounts.values())}
-    return {"Update": {"TableName": table_name, "Key": key,
-                       "UpdateExpression": "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(amounts))),
-                       "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}}
-
-
 def _by_status(table_name: str, run: WorkflowRun, amounts: dict[str, int]) -> list[dict[str, Any]]:
-    return [_add(table_name, tenant_key(run.tenant_id), amounts),
-            _add(table_name, owner_key(run.tenant_id, run.definition_owner_id), amounts)]
+    return [aws.adding(table_name, tenant_key(run.tenant_id), amounts),
+            aws.adding(table_name, owner_key(run.tenant_id, run.definition_owner_id), amounts)]
 
 
 def created(table_name: str, run: WorkflowRun) -> list[dict[str, Any]]:
     return [*_by_status(table_name, run, {run.status.value: 1}),
-            _add(table_name, invoker_key(run.tenant_id, run.user_id), {INVOKED: 1})]
+            aws.adding(table_name, invoker_key(run.tenant_id, run.user_id), {INVOKED: 1})]
 
 
 def moved(table_name: str, before: WorkflowRun, after: WorkflowRun) -> list[dict[str, Any]]:
@@ -67,7 +60,7 @@ def removed(table_name: str, runs: list[WorkflowRun]) -> list[dict[str, Any]]:
                           (owner_key(run.tenant_id, run.definition_owner_id), run.status.value),
                           (invoker_key(run.tenant_id, run.user_id), INVOKED)):
             amounts.setdefault((key["pk"], key["sk"]), Counter())[name] -= 1
-    return [_add(table_name, {"pk": pk, "sk": sk}, dict(counts)) for (pk, sk), counts in amounts.items()]
+    return [aws.adding(table_name, {"pk": pk, "sk": sk}, dict(counts)) for (pk, sk), counts in amounts.items()]
 
 
 def status_counts(item: dict[str, Any] | None) -> dict[RunStatus, int]:

@@ -110,24 +110,15 @@ class _Plan:
     # -- reading index partitions ---------------------------------------------------------------------------
 
     def _read(self, source: _Source, limit: int | None, *, forward: bool) -> list[dict[str, Any]]:
-        request: dict[str, Any] = {"KeyConditionExpression": source.condition(self.filters.created_after,
-                                                                              self.filters.created_before),
-                                   "ScanIndexForward": forward}
-        if source.index != "table":
-            request["IndexName"] = source.index
+        request: dict[str, Any] = {"IndexName": source.index, "ScanIndexForward": forward,
+                                   "KeyConditionExpression": source.condition(self.filters.created_after,
+                                                                              self.filters.created_before)}
         return aws.query(self.table, request, limit)
 
     def _count(self, source: _Source, after: datetime | None, before: datetime | None) -> int:
         """How many entries the source holds created in [after, before): a COUNT of index keys, no runs read."""
-        request: dict[str, Any] = {"IndexName": source.index, "Select": "COUNT",
-                                   "KeyConditionExpression": source.condition(after, before)}
-        total = 0
-        while True:
-            page = self.table.query(**request)
-            total += page["Count"]
-            if "LastEvaluatedKey" not in page:
-                return total
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return aws.count(self.table, {"IndexName": source.index, "KeyConditionExpression": source.condition(after,
+                                                                                                             before)})
 
     def _merged(self, sources: list[_Source], reach: int) -> list[dict[str, Any]]:
         """The first `reach` entries of several sources of one order, merged by created time."""
@@ -283,10 +274,9 @@ class _Plan:
         return combined
 
     def _matches(self, source: _Source) -> Iterator[dict[str, Any]]:
-        request: dict[str, Any] = {"KeyConditionExpression": source.condition(self.filters.created_after,
+        request: dict[str, Any] = {"IndexName": source.index,
+                                   "KeyConditionExpression": source.condition(self.filters.created_after,
                                                                               self.filters.created_before)}
-        if source.index != "table":
-            request["IndexName"] = source.index
         condition = self._filter()
         if condition is not None:
             request["FilterExpression"] = condition

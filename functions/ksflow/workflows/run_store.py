@@ -187,14 +187,19 @@ def _claim_delete(table_name: str, run: WorkflowRun) -> dict[str, Any]:
                        "ExpressionAttributeValues": {":run": run.id}}}
 
 
+def _run_delete(table_name: str, run: WorkflowRun) -> dict[str, Any]:
+    """Deletes the run only in the status it was read in, so the counts taken away with it are its own."""
+    return {"Delete": {"TableName": table_name, "Key": run_key(run.id),
+                       "ConditionExpression": "attribute_exists(pk) AND #status = :status",
+                       "ExpressionAttributeNames": {"#status": "status"},
+                       "ExpressionAttributeValues": {":status": run.status.value}}}
+
+
 def _remove(table: Any, run: WorkflowRun, *, of_definition: bool) -> bool | None:
     """Delete a run as read, with its claim and its counts: True; False if it is gone; None if it changed meanwhile
     (its counts are those of its status as read). `of_definition`: also count it out of its definition."""
     writes: list[dict[str, Any]] = [
-        {"Delete": {"TableName": table.name, "Key": run_key(run.id),
-                    "ConditionExpression": "attribute_exists(pk) AND #status = :status",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": {":status": run.status.value}}},
+        _run_delete(table.name, run),
         *([_count_run(table.name, run, -1)] if of_definition else []),
         *([_claim_delete(table.name, run)] if run.idempotency_key is not None else []),
         *(counters.removed(table.name, [run]) + aggregates.removed(table.name, [run]) if run.rix_pk else []),
@@ -268,10 +273,7 @@ def delete_many(runs: list[WorkflowRun]) -> None:
         chunk = runs[start:start + _DELETE_CHUNK]
         writes: list[dict[str, Any]] = []
         for run in chunk:
-            writes.append({"Delete": {"TableName": table.name, "Key": run_key(run.id),
-                                      "ConditionExpression": "attribute_exists(pk) AND #status = :status",
-                                      "ExpressionAttributeNames": {"#status": "status"},
-                                      "ExpressionAttributeValues": {":status": run.status.value}}})
+            writes.append(_run_delete(table.name, run))
             if run.idempotency_key is not None:
                 writes.append({"Delete": {"TableName": table.name,
                                           "Key": claim_key(run.workflow_definition_id, run.idempotency_key)}})
