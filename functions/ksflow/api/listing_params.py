@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from ksflow.errors import Invalid
 
@@ -25,7 +26,18 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _not_a_number(value: object) -> object:
+    """pydantic reads a bare number as seconds since 1970; a client sending one almost surely meant something
+    else, so only ISO 8601 date-times are taken."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        raise ValueError("Expected an ISO 8601 date-time such as 2026-01-31T12:00:00Z, not a number")
+    return value
+
+
+UtcDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_utc)]
 
 SortDir = Annotated[SortDirection | None, Query(description="Sort direction; overrides the field's natural default")]
 CreatedAfter = Annotated[UtcDatetime | None, Query(
