@@ -102,8 +102,13 @@ def test_a_snapshot_kept_in_s3_is_not_read_and_a_legacy_one_still_blocks(
     table.update_item(Key=run_store.run_key(legacy.id), UpdateExpression=f"REMOVE {run_store.OUTPUT_IDS}")
     read: list[str] = []
     original = snapshots.read
+
+    def reading(key: str) -> RunSnapshot:
+        read.append(key)
+        return original(key)
+
     with monkeypatch.context() as m:
-        m.setattr(snapshots, "read", lambda key: read.append(key) or original(key))
+        m.setattr(snapshots, "read", reading)
         refused = _delete(folders["reports"], tenant.api_key)
         assert refused.status == 409 and current.id in refused.body["detail"]
         assert read == [legacy.snapshot_s3_key]  # only the legacy run's snapshot is read

@@ -13,8 +13,8 @@ Items:
 - `RUN#{run_id}` / `EVENT#...`: the run's history (`lifecycle.events`), written in the same
   transaction as the change each event tells of.
 - on the run item, the attributes that place it in the run indexes (`runindex.layout`), set with
-  every status change, and, beside a snapshot kept in S3, its outputs' path part ids (`output_ids`), and the run counts (`runindex.counters`) and aggregates (`analytics.store`),
-  changed in the same transaction.
+  every status change, and the run counts (`runindex.counters`) and aggregates (`analytics.store`),
+  changed in the same transaction; beside a snapshot kept in S3, its outputs' path part ids (`output_ids`).
 
 Every status change is a conditional write on the run as it was read (status, attempt and
 task token), so whichever of the callback, the deadline, the expiry schedule, a stop or a
@@ -201,8 +201,8 @@ def list_open_for_tenant(tenant_id: str) -> list[tuple[WorkflowRun, list[str] | 
     for status in OPEN_STATUSES:
         condition = (Key(layout.PARTITION).eq(layout.partition(tenant_id))
                      & Key(layout.BY_STATUS.sort_key).begins_with(f"{status}#"))
-        keys += [{"pk": entry["pk"], "sk": entry["sk"]}
-                 for entry in aws.query(table, {"IndexName": layout.BY_STATUS.name, "KeyConditionExpression": condition})]
+        entries = aws.query(table, {"IndexName": layout.BY_STATUS.name, "KeyConditionExpression": condition})
+        keys += [{"pk": entry["pk"], "sk": entry["sk"]} for entry in entries]
     items = aws.batch_get(table, keys, consistent=True)
     return [(WorkflowRun.model_validate(item), item.get(OUTPUT_IDS)) for item in items
             if item["status"] in OPEN_STATUSES]
