@@ -192,7 +192,8 @@ def list_open_for_tenant(tenant_id: str) -> list[tuple[WorkflowRun, list[str] | 
     `runs-by-status` index is not deployed.
 
     Reads the index's keys of open runs only, then their items (consistent, so a run that ended meanwhile
-    is left out): the cost follows the runs open now, not the tenant's history.
+    is left out): the cost follows the runs open now, not the tenant's history. A run written before the
+    run indexes is found once indexed (by its next change, or `ksflow admin index-runs`).
     """
     if layout.BY_STATUS not in layout.RUN_INDEXES[:settings().run_index_count]:
         return None
