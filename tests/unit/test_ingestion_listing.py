@@ -159,3 +159,20 @@ def test_a_delete_racing_the_backfill_counts_each_ingestion_out_once(
         assert call_api("DELETE", f"/v1/documents/{shelves['document']}", api_key=tenant.api_key).status == 204
     assert raced == [True]
     assert _listed(tenant.api_key) == ([shelves["ids"][3], shelves["ids"][0]], 2)
+
+
+def test_a_delete_whose_answer_was_lost_and_retried_counts_out_once(
+        tenant: CreatedTenant, shelves: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    client = aws.table(os.environ["TABLE_NAME"]).meta.client
+    send = client.transact_write_items
+
+    def landed_then_resent(**request: Any) -> Any:
+        if any(str(item.get("Delete", {}).get("Key", {}).get("sk", "")).startswith("INGESTION#")
+               for item in request["TransactItems"]):
+            send(**request)  # it landed, but the answer never came back: the SDK sends it again
+        return send(**request)
+
+    with monkeypatch.context() as m:
+        m.setattr(client, "transact_write_items", landed_then_resent)
+        assert call_api("DELETE", f"/v1/documents/{shelves['document']}", api_key=tenant.api_key).status == 204
+    assert _listed(tenant.api_key) == ([shelves["ids"][3], shelves["ids"][0]], 2)
