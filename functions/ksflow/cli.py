@@ -124,6 +124,13 @@ def _admin(args: argparse.Namespace) -> None:
 
         print(json.dumps({"indexed_runs": backfill.backfill(aws.table(settings().table_name))}))
         return
+    if args.admin_command == "index-ingestions":
+        from ksflow import aws
+        from ksflow.config import settings
+        from ksflow.ingestion import listing
+
+        print(json.dumps({"listed_ingestions": listing.backfill(aws.table(settings().table_name))}))
+        return
     from ksflow.identity import store
     from ksflow.identity.models import Role
 
@@ -173,6 +180,8 @@ def _parser() -> argparse.ArgumentParser:
                               "Scheduler does (the same occurrence twice makes one run)")
     admin_commands.add_parser("index-runs", help="index and count the runs written before the run indexes "
                                                  "existed (once, after upgrading; safe to repeat)")
+    admin_commands.add_parser("index-ingestions", help="list and count the document ingestions written before "
+                                                       "their listing entries (once, after upgrading; safe to repeat)")
     fire.add_argument("--definition-id", required=True)
     fire.add_argument("--at", type=occurrence_argument,
                       help="the occurrence, ISO 8601 (default: now, to the minute; UTC without an offset)")

@@ -107,9 +107,9 @@ def list_ingestions(principal: CurrentPrincipal, limit: Limit = 20, offset: Offs
     if page is not None or page_size is not None:
         limit = page_size or 20
         offset = ((page or 1) - 1) * limit
-    visible = service.list_visible(principal)
-    return Page[WorkflowSummaryResponse](items=[summary(i) for i in visible[offset:offset + limit]],
-                                         total=len(visible), limit=limit, offset=offset)
+    ingestions, total = service.list_visible(principal, limit, offset)
+    return Page[WorkflowSummaryResponse](items=[summary(i) for i in ingestions], total=total, limit=limit,
+                                         offset=offset)
 
 
 @router.get("/v1/workflows/document_versions/<workflow_id>", tags=["workflows"],

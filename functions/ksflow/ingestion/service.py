@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from ksflow import clock
 from ksflow.errors import Conflict, Forbidden, NotFound
 from ksflow.identity.models import Principal
-from ksflow.ingestion import executions, extract, files, store
+from ksflow.ingestion import executions, extract, files, listing, store
 from ksflow.ingestion.extract import FileFormat
 from ksflow.ingestion.models import (
     TASK_QUEUE,
@@ -92,7 +92,7 @@ def _stored(ingestion: Ingestion, upload: Upload,
     """Store the file, then the path parts with the ingestion record; then start the execution."""
     files.put(ingestion.object_key, upload.data, upload.content_type)
     try:
-        write_parts([store.put_request(ingestion)])
+        write_parts(store.put_request(ingestion))
     except Exception:
         files.delete_all_versions([files.version_prefix(ingestion.tenant_id, ingestion.document_version_id)])
         raise
@@ -131,10 +131,12 @@ def ingest_new_version(principal: Principal, document: PathPart, active_version:
                    lambda also: knowledge.store_version(document, version, document_type_of(upload), also))
 
 
-def list_visible(principal: Principal) -> list[Ingestion]:
-    """Newest first; a USER sees the ingestions of versions it can read."""
+def list_visible(principal: Principal, limit: int, offset: int) -> tuple[list[Ingestion], int]:
+    """A page, newest first, and the total; a USER sees the ingestions of versions it can read (`listing`)."""
     access = knowledge.Access(principal)
-    return [i for i in store.list_for_tenant(principal.tenant_id) if access.can_read_lineage(i.lineage)]
+    version_ids, total = listing.page(principal.tenant_id, limit, offset,
+                                      None if principal.is_admin else access.can_read_lineage)
+    return store.get_many(principal.tenant_id, version_ids), total
 
 
 def get_visible(principal: Principal, workflow_id: str, *, for_write: bool = False) -> Ingestion:

@@ -2,7 +2,8 @@
 
 Items (partition `TENANT#{tenant_id}`):
 - `INGESTION#{document_version_id}`: the version's ingestion (`Ingestion`): status, attempt,
-  the current execution's name, progress (`last_activity`, `chunks_processed`) and `error`.
+  the current execution's name, progress (`last_activity`, `chunks_processed`) and `error`;
+  listed and counted in the same transactions that write and delete it (`listing`).
 - `CHUNK#{document_version_id}#{index:06d}`: one chunk (`text`, `start`/`end` offsets in the
   extracted text, `attempt` that wrote it, `chunk_id`). An attempt overwrites chunks by index and
   deletes those past its own count, so a completed ingestion's chunks are exactly its last attempt's.
@@ -31,6 +32,7 @@ from pydantic import BaseModel
 
 from ksflow import aws, clock, observability
 from ksflow.config import settings
+from ksflow.ingestion import listing
 from ksflow.ingestion.chunking import Chunk
 from ksflow.ingestion.models import OPEN_STATUSES, Activity, Ingestion, IngestionStatus
 
@@ -73,11 +75,12 @@ class StoredChunk(BaseModel):
     created_at: datetime
 
 
-def put_request(ingestion: Ingestion) -> dict[str, Any]:
-    """The transaction item that creates the ingestion together with its document version."""
-    return {"Put": {"TableName": settings().table_name, "ConditionExpression": "attribute_not_exists(pk)",
-                    "Item": {**key(ingestion.tenant_id, ingestion.document_version_id),
-                             **ingestion.model_dump(mode="json")}}}
+def put_request(ingestion: Ingestion) -> list[dict[str, Any]]:
+    """The transaction items that create the ingestion, listed and counted (`listing`), with its document version."""
+    record = {**key(ingestion.tenant_id, ingestion.document_version_id), **ingestion.model_dump(mode="json"),
+              listing.LISTED_AS: listing.entry_sk(ingestion)}
+    return [{"Put": {"TableName": settings().table_name, "ConditionExpression": "attribute_not_exists(pk)",
+                     "Item": record}}, *listing.created(ingestion)]
 
 
 def get(tenant_id: str, document_version_id: str) -> Ingestion | None:
@@ -89,11 +92,12 @@ def _query(query: dict[str, Any]) -> list[dict[str, Any]]:
     return aws.query(_table(), query)
 
 
-def list_for_tenant(tenant_id: str) -> list[Ingestion]:
-    """All of a tenant's ingestions, newest first."""
-    items = _query({"KeyConditionExpression": Key("pk").eq(_pk(tenant_id)) & Key("sk").begins_with("INGESTION#")})
-    ingestions = [Ingestion.model_validate(item) for item in items]
-    return sorted(ingestions, key=lambda i: (i.created_at, i.document_version_id), reverse=True)
+def get_many(tenant_id: str, document_version_ids: list[str]) -> list[Ingestion]:
+    """The ingestions of these versions in the order given (one BatchGetItem a hundred); those gone are left out."""
+    items = aws.batch_get(_table(), [key(tenant_id, version_id) for version_id in document_version_ids],
+                          consistent=False)
+    found = {str(item["document_version_id"]): Ingestion.model_validate(item) for item in items}
+    return [found[version_id] for version_id in document_version_ids if version_id in found]
 
 
 def _update(tenant_id: str, document_version_id: str, values: dict[str, Any], *,
@@ -288,14 +292,49 @@ def delete_chunks(tenant_id: str, document_version_id: str) -> None:
                 batch.delete_item(Key=chunk_key)
 
 
+# Records removed per transaction by `delete`: each with its entry, and one count update (TransactWriteItems takes 100).
+_DELETES_PER_TRANSACTION = 49
+
+
+def _record_delete(tenant_id: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Deletes the record only if it is listed as read (or still unlisted), so the count taken away is its own."""
+    listed_as = record.get(listing.LISTED_AS)
+    condition = (f"{listing.LISTED_AS} = :entry" if listed_as else f"attribute_not_exists({listing.LISTED_AS})")
+    return {"Delete": {"TableName": settings().table_name, "Key": key(tenant_id, str(record["document_version_id"])),
+                       "ConditionExpression": f"attribute_exists(pk) AND {condition}",
+                       **({"ExpressionAttributeValues": {":entry": listed_as}} if listed_as else {})}}
+
+
+def _delete_records(tenant_id: str, records: list[dict[str, Any]]) -> bool:
+    """False if one of them was deleted or listed since it was read: nothing is written then."""
+    writes = [_record_delete(tenant_id, record) for record in records]
+    writes += listing.removed(tenant_id, [str(r[listing.LISTED_AS]) for r in records if r.get(listing.LISTED_AS)])
+    try:
+        _table().meta.client.transact_write_items(TransactItems=writes)
+    except ClientError as error:
+        if not aws.failed_conditions(error):
+            raise
+        return False
+    return True
+
+
 def delete(tenant_id: str, document_version_ids: list[str]) -> None:
-    """Remove ingestions and all their chunks (their document versions are being deleted).
+    """Remove ingestions, their listing entries and counts, and all their chunks (their versions are being deleted).
 
     Records first: with its record gone no attempt passes the chunk fence, so the chunks
-    listed afterwards are all there will ever be.
+    listed afterwards are all there will ever be. A batch that loses a race (a record deleted or
+    listed meanwhile) is redone record by record from a fresh read.
     """
-    with _table().batch_writer() as batch:
-        for version_id in document_version_ids:
-            batch.delete_item(Key=key(tenant_id, version_id))
+    keys = [key(tenant_id, version_id) for version_id in document_version_ids]
+    records = aws.batch_get(_table(), keys, consistent=True)
+    for start in range(0, len(records), _DELETES_PER_TRANSACTION):
+        batch = records[start:start + _DELETES_PER_TRANSACTION]
+        if _delete_records(tenant_id, batch):
+            continue
+        for record in batch:
+            current: dict[str, Any] | None = record
+            while current is not None and not _delete_records(tenant_id, [current]):
+                current = _table().get_item(Key=key(tenant_id, str(record["document_version_id"])),
+                                            ConsistentRead=True).get("Item")
     for version_id in document_version_ids:
         delete_chunks(tenant_id, version_id)

@@ -14,7 +14,7 @@ Items:
   transaction as the change each event tells of.
 - on the run item, the attributes that place it in the run indexes (`runindex.layout`), set with
   every status change, and the run counts (`runindex.counters`) and aggregates (`analytics.store`),
-  changed in the same transaction.
+  changed in the same transaction; beside a snapshot kept in S3, its outputs' path part ids (`output_ids`).
 
 Every status change is a conditional write on the run as it was read (status, attempt and
 task token), so whichever of the callback, the deadline, the expiry schedule, a stop or a
@@ -68,13 +68,20 @@ def message_claim_key(definition_id: str, message_id: str) -> dict[str, str]:
     return {"pk": f"WORKFLOWDEF#{definition_id}", "sk": f"WEBHOOK#{_digest(message_id)}"}
 
 
+# On a run whose snapshot is kept in S3: its outputs' path part ids, so the open runs writing to a folder are found
+# from their items alone (an inline snapshot holds them already, so nothing is added to other runs).
+OUTPUT_IDS = "output_ids"
+
+
 def _run_item(run: WorkflowRun) -> dict[str, Any]:
     external = {"run_snapshot"} if run.snapshot_s3_key else set()
+    outputs = run.run_snapshot.outputs if external and run.run_snapshot is not None else None
     return {
         **run_key(run.id), **aws.as_item(run.model_dump(mode="json", exclude_none=True, exclude=external)),
         "gsi1pk": f"WORKFLOWDEF#{run.workflow_definition_id}",
         "gsi1sk": f"{clock.iso(run.created_at)}#{run.id}",
         **layout.attributes(run),
+        **({OUTPUT_IDS: [str(output.path_part_id) for output in outputs]} if outputs is not None else {}),
     }
 
 
@@ -178,6 +185,28 @@ def list_all_for_definition(definition_id: str) -> list[WorkflowRun]:
 def list_open_for_definition(definition_id: str) -> list[WorkflowRun]:
     """PENDING and RUNNING runs (the index is read in full; closed runs are filtered out by DynamoDB)."""
     return [WorkflowRun.model_validate(item) for item in _gsi_query(definition_id, None, open_only=True)]
+
+
+def list_open_for_tenant(tenant_id: str) -> list[tuple[WorkflowRun, list[str] | None]] | None:
+    """The tenant's PENDING and RUNNING runs, each with its `output_ids` if its item holds them; None while the
+    `runs-by-status` index is not deployed.
+
+    Reads the index's keys of open runs only, then their items (consistent, so a run that ended meanwhile
+    is left out): the cost follows the runs open now, not the tenant's history. A run written before the
+    run indexes is found once indexed (by its next change, or `ksflow admin index-runs`).
+    """
+    if layout.BY_STATUS not in layout.RUN_INDEXES[:settings().run_index_count]:
+        return None
+    table = _table()
+    keys = []
+    for status in OPEN_STATUSES:
+        condition = (Key(layout.PARTITION).eq(layout.partition(tenant_id))
+                     & Key(layout.BY_STATUS.sort_key).begins_with(f"{status}#"))
+        entries = aws.query(table, {"IndexName": layout.BY_STATUS.name, "KeyConditionExpression": condition})
+        keys += [{"pk": entry["pk"], "sk": entry["sk"]} for entry in entries]
+    items = aws.batch_get(table, keys, consistent=True)
+    return [(WorkflowRun.model_validate(item), item.get(OUTPUT_IDS)) for item in items
+            if item["status"] in OPEN_STATUSES]
 
 
 def _claim_delete(table_name: str, run: WorkflowRun) -> dict[str, Any]:

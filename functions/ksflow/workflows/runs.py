@@ -209,15 +209,21 @@ def fit_response_budget(page: list[WorkflowRun]) -> list[WorkflowRun]:
 def open_runs_writing_to(tenant_id: str, path_part_ids: set[str]) -> list[WorkflowRun]:
     """PENDING/RUNNING runs of the tenant with one of these path parts among their snapshot's outputs.
 
-    Reads every definition and each one's runs index: fine for the rare delete that asks.
+    Reads only the tenant's open runs (`run_store.list_open_for_tenant`), whose items hold their outputs;
+    a run written before `output_ids` with its snapshot in S3 costs that snapshot's read. Until the
+    `runs-by-status` index is deployed, each definition's open runs are read instead.
     """
-    found: list[WorkflowRun] = []
-    for definition in definitions.list_for_tenant(tenant_id):
-        if definition.run_count:
-            found.extend(run for run in map(run_store.with_snapshot, run_store.list_open_for_definition(definition.id))
-                         if run.run_snapshot and any(str(o.path_part_id) in path_part_ids
-                                                     for o in run.run_snapshot.outputs))
-    return found
+    candidates = run_store.list_open_for_tenant(tenant_id)
+    if candidates is None:
+        candidates = [(run, None) for definition in definitions.list_for_tenant(tenant_id) if definition.run_count
+                      for run in run_store.list_open_for_definition(definition.id)]
+    return [run for run, output_ids in candidates
+            if path_part_ids.intersection(_output_ids(run) if output_ids is None else output_ids)]
+
+
+def _output_ids(run: WorkflowRun) -> list[str]:
+    snapshot = run_store.with_snapshot(run).run_snapshot
+    return [str(output.path_part_id) for output in snapshot.outputs] if snapshot else []
 
 
 def delete(principal: Principal, run_id: str) -> None:
