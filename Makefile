@@ -113,6 +113,7 @@ checkov: $(CHECKOV_STAMP)
 # Then the API function's cold start against a bare Powertools resolver; writes .bench/cold_start.json.
 bench: $(DEV_STAMP)
 	$(BIN)/python -W ignore -m benchmarks.cost
+	$(BIN)/python -W ignore -m benchmarks.knowledge_listings
 	$(BIN)/python -W ignore -m benchmarks.cold_start
 
 # Schema-driven fuzzing of the local stack's OpenAPI document (no 5xx, no undocumented responses).
