@@ -110,7 +110,8 @@ checkov: $(CHECKOV_STAMP)
 # --- end CDK ---
 
 # Counts AWS calls, state transitions and Lambda invocations per operation; writes .bench/results.json.
-# Then the API function's cold start against a bare Powertools resolver; writes .bench/cold_start.json.
+# Then the first page of folder contents and of the ingestion list at 10 and 10,000 children
+# (.bench/knowledge_listings.json), then the API function's cold start against a bare Powertools resolver; writes .bench/cold_start.json.
 bench: $(DEV_STAMP)
 	$(BIN)/python -W ignore -m benchmarks.cost
 	$(BIN)/python -W ignore -m benchmarks.knowledge_listings
