@@ -7,6 +7,7 @@ Multipart tests shrink the single-PUT limit and S3's minimum part size so a few 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -18,9 +19,10 @@ import requests
 
 from ksflow import clock
 from ksflow.identity.models import CreatedTenant, CreatedUser, Principal, Role
+from ksflow.local import uploads as local_sweeper
 from ksflow.uploads import models, service
 from tests import documents
-from tests.conftest import call_api
+from tests.conftest import call_api, wait_for
 from tests.unit.test_api_knowledge import create_folder
 
 TEXT = documents.text(60)  # 4,500 bytes: five parts of 1 KiB
@@ -175,6 +177,23 @@ def test_the_sweep_removes_expired_unfinished_uploads_only(
     assert len(kept) == 1 and done.body["document_version_id"] in kept[0]
     assert complete(abandoned["upload_id"], tenant.api_key).status == 410
     assert complete(finished["upload_id"], tenant.api_key).body == done.body
+
+
+def test_the_local_stack_sweeps_expired_uploads_in_the_background(
+        aws_env: dict[str, str], tenant: CreatedTenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    upload = started(tenant.api_key, "policy.txt", len(TEXT), path_part_id=tenant.root_path_part_id)
+    put_parts(upload, TEXT)
+    stop = threading.Event()
+    sweeper = local_sweeper.start(stop, interval=0.05)
+    try:
+        time.sleep(0.2)
+        assert stored_keys(aws_env, tenant.tenant_id) != []  # not expired yet: kept
+        later(monkeypatch, timedelta(hours=1, seconds=1))
+        wait_for(lambda: stored_keys(aws_env, tenant.tenant_id) == [], timeout=5)
+    finally:
+        stop.set()
+        sweeper.join()
+    assert complete(upload["upload_id"], tenant.api_key).status == 410
 
 
 def test_names_of_255_four_byte_characters_upload(aws_env: dict[str, str], tenant: CreatedTenant) -> None:
