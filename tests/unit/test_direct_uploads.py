@@ -23,6 +23,7 @@ from ksflow.local import uploads as local_sweeper
 from ksflow.uploads import models, service
 from tests import documents
 from tests.conftest import call_api, wait_for
+from tests.conftest import upload as upload_file
 from tests.unit.test_api_knowledge import create_folder
 
 TEXT = documents.text(60)  # 4,500 bytes: five parts of 1 KiB
@@ -244,6 +245,22 @@ def test_a_new_version_by_upload_becomes_the_active_one(aws_env: dict[str, str],
     assert document["active_version"]["version"] == 1
     assert requests.get(document["active_version"]["asset_s3_url"], timeout=10).content == TEXT
     documents.finished(done.body["workflow_id"], tenant.api_key)
+
+
+def test_a_version_uploaded_meanwhile_comes_before_the_one_completed_later(aws_env: dict[str, str],
+                                                                          tenant: CreatedTenant) -> None:
+    first = documents.ingest(tenant.root_path_part_id, "policy.txt", b"first", tenant.api_key)
+    upload = started(tenant.api_key, "policy.txt", len(TEXT), document_id=first["document_id"])
+    put_parts(upload, TEXT)
+    meanwhile = upload_file(f"/v1/documents/{first['document_id']}/ingest", "policy.txt", b"second", tenant.api_key)
+    assert meanwhile.status == 201
+    done = complete(upload["upload_id"], tenant.api_key)
+    assert done.status == 201, done.body
+    document = call_api("GET", f"/v1/documents/{first['document_id']}", api_key=tenant.api_key).body
+    assert document["active_version_id"] == done.body["document_version_id"]
+    assert document["active_version"]["version"] == 2
+    for workflow_id in (first["workflow_id"], meanwhile.body["workflow_id"], done.body["workflow_id"]):
+        documents.finished(workflow_id, tenant.api_key)
 
 
 def test_another_tenant_or_user_cannot_complete_an_upload(aws_env: dict[str, str], tenant: CreatedTenant,

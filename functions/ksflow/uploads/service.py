@@ -183,7 +183,9 @@ def _complete(principal: Principal, record: UploadRecord, token: str,
             assert target.document is not None and target.active_version is not None
             ingestion.ingest_new_version(principal, target.document, target.active_version, stored, settled)
     except ApiError as error:
-        if _lost_claim(error):
+        # Lost claim: settled meanwhile. A version conflict: another version became active since the
+        # document was read; completing again numbers this one after it.
+        if _lost_claim(error) or (isinstance(error, Conflict) and target.parent is None):
             raise
         raise Refusal(error) from error
     return result
