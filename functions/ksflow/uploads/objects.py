@@ -6,7 +6,9 @@ assembled object carries `PENDING_TAG` until its completion removes it, and the 
 objects still tagged (their completion never got to write the document).
 
 Presigning happens in this process (no AWS call), with SigV4, which SSE-KMS objects need. The
-URLs carry the endpoint boto3 is given (the local stack's S3 server, or S3 itself).
+URLs carry the endpoint boto3 is given (the local stack's S3 server, or S3 itself), and act with
+the signing role's permissions for as long as both the URL and the role's session are valid
+(Lambda's sessions outlast the hour an upload is given).
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ bytes; one the client can correct (missing or wrong etags, a part not uploaded y
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
 
@@ -111,7 +110,7 @@ def create(principal: Principal, request: CreateUploadRequest) -> CreateUploadRe
     record = UploadRecord(
         tenant_id=principal.tenant_id, upload_id=str(uuid.uuid4()), created_by=principal.user_id, created_at=now,
         upload_expires_at=expires_at, name=request.name, content_type=request.content_type,
-        size_bytes=request.size_bytes, part_size=part_size, part_count=math.ceil(request.size_bytes / part_size),
+        size_bytes=request.size_bytes, part_size=part_size, part_count=-(-request.size_bytes // part_size),
         parent_id=target.parent.path_part_id if target.parent else None,
         document_id=target.document.metadata_obj_id if target.document else str(uuid.uuid4()),
         document_version_id=version_id, object_key=key,
