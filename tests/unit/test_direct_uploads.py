@@ -214,6 +214,14 @@ def test_sizes_outside_what_s3_takes_are_422(tenant: CreatedTenant, size: int, s
     assert start(tenant.api_key, "x.txt", size, path_part_id=tenant.root_path_part_id).status == status
 
 
+@pytest.mark.parametrize("fields", [{"content_type": "text/plain\r\nx-amz-acl: public-read"},
+                                    {"name": "a/b.txt"}, {"storage_class": "GLACIER"}])
+def test_header_injection_bad_names_and_unknown_fields_are_422(tenant: CreatedTenant, fields: dict[str, str]) -> None:
+    body = {"name": "x.txt", "size_bytes": 10, "path_part_id": tenant.root_path_part_id, **fields}
+    response = call_api("POST", "/v1/documents/uploads", body, tenant.api_key)
+    assert response.status == 422, response.body
+
+
 def test_a_place_is_required_and_must_be_the_document_s(tenant: CreatedTenant) -> None:
     nowhere = start(tenant.api_key, "x.txt", 10)
     assert nowhere.status == 422
