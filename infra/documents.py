@@ -23,11 +23,14 @@ from infra.function import KsflowFunction
 from infra.settings import EnvironmentSettings
 from infra.state_machine import asl_state_machine
 from ksflow import catalog
+from ksflow.uploads.objects import PENDING_TAG_KEY
 
 OBJECT_PREFIX = "tenants/"
 # Run snapshots too large for their run item (functions/ksflow/workflows/snapshots.py).
 RUN_SNAPSHOT_OBJECTS = f"{OBJECT_PREFIX}*/run-snapshots/*"
 NONCURRENT_VERSION_DAYS = 30
+# Direct uploads never completed: their parts, and objects still tagged pending (lifecycle rules count whole days).
+ABANDONED_UPLOAD_DAYS = 1
 ACCESS_LOG_DAYS = 365
 ACCESS_LOG_BUCKET_IS_NOT_LOGGED = (
     "This is the access log bucket of the documents bucket; logging it into itself would loop, and into "
@@ -47,6 +50,7 @@ class Documents(Construct):
         definition_file: Path,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._cors_origins = settings.upload_cors_origins
         self.key = kms.Key(
             self,
             "Key",
@@ -89,11 +93,20 @@ class Documents(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="documents/",
-            # Deletes remove every version themselves; this only bounds what an overwrite leaves behind.
-            lifecycle_rules=[s3.LifecycleRule(
-                noncurrent_version_expiration=Duration.days(NONCURRENT_VERSION_DAYS),
-                abort_incomplete_multipart_upload_after=Duration.days(1),
-            )],
+            # Deletes remove every version themselves; this only bounds what an overwrite leaves behind,
+            # and removes what direct uploads left unfinished (see functions/ksflow/uploads/objects.py).
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    noncurrent_version_expiration=Duration.days(NONCURRENT_VERSION_DAYS),
+                    abort_incomplete_multipart_upload_after=Duration.days(ABANDONED_UPLOAD_DAYS),
+                ),
+                s3.LifecycleRule(
+                    prefix=OBJECT_PREFIX,
+                    tag_filters={PENDING_TAG_KEY: "pending"},
+                    expiration=Duration.days(ABANDONED_UPLOAD_DAYS),
+                    noncurrent_version_expiration=Duration.days(ABANDONED_UPLOAD_DAYS),
+                ),
+            ],
             removal_policy=settings.removal_policy,
             auto_delete_objects=not settings.retain,
         )
@@ -157,8 +170,14 @@ class Documents(Construct):
             self.ingest.role, [nag.document_objects("s3:GetObject")], apply_to_children=True
         )
 
-    def serve_api(self, api: KsflowFunction) -> None:
-        """What the API function needs for uploads, reruns, cancels and deletes, and where to find it."""
+    def serve_api(self, api: KsflowFunction, api_origin: str) -> None:
+        """What the API function needs for uploads, reruns, cancels and deletes, and where to find it.
+
+        Direct uploads: the API signs part URLs and download links with its own role, so the role holds
+        what those requests do (UploadPart is s3:PutObject; under SSE-KMS it needs kms:Decrypt too), and
+        what completing calls. Browsers on the API's origin (and the environment's `upload_cors_origins`)
+        may PUT parts and read the ETag S3 answers.
+        """
         api.add_environment("DOCUMENTS_BUCKET", self.bucket.bucket_name)
         api.add_environment("INGESTION_STATE_MACHINE_ARN", self.state_machine.state_machine_arn)
         fn = api.function
@@ -170,19 +189,36 @@ class Documents(Construct):
         )
         fn.add_to_role_policy(
             iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload",
+                         "s3:PutObjectTagging", "s3:DeleteObjectTagging"],
+                resources=[self.objects_arn],
+            )
+        )
+        self.bucket.add_cors_rule(
+            allowed_methods=[s3.HttpMethods.PUT, s3.HttpMethods.GET],
+            allowed_origins=[api_origin, *self._cors_origins],
+            allowed_headers=["content-type", "content-length", "content-md5"],
+            exposed_headers=["ETag"],
+            max_age=3600,
+        )
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
                 actions=["s3:ListBucketVersions"],
                 resources=[self.bucket.bucket_arn],
                 conditions={"StringLike": {"s3:prefix": [f"{OBJECT_PREFIX}*"]}},
             )
         )
-        # PutObject under SSE-KMS has S3 generate a data key on the caller's behalf; nothing is decrypted.
-        self.key.grant(fn, "kms:GenerateDataKey")
+        # PutObject under SSE-KMS has S3 generate a data key on the caller's behalf; parts of a multipart
+        # upload and downloads have S3 decrypt it.
+        self.key.grant(fn, "kms:GenerateDataKey", "kms:Decrypt")
         self.state_machine.grant_start_execution(fn)
         self.state_machine.grant_execution(fn, "states:StopExecution", "states:DescribeExecution")
         NagSuppressions.add_resource_suppressions(
             api.role,
             [
-                nag.document_objects("s3:PutObject/DeleteObject/DeleteObjectVersion"),
+                nag.document_objects("s3:PutObject/DeleteObject/DeleteObjectVersion/GetObject/"
+                                     "ListMultipartUploadParts/AbortMultipartUpload/PutObjectTagging/"
+                                     "DeleteObjectTagging"),
                 nag.ingestion_executions("states:StopExecution/DescribeExecution"),
             ],
             apply_to_children=True,

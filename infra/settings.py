@@ -38,6 +38,8 @@ class EnvironmentSettings:
     state_machine_log_execution_data: bool
     # How many of RUN_INDEXES (the first N) the table has: CloudFormation adds one index per stack update.
     run_index_count: int
+    # Origins besides the API's own whose pages may PUT direct-upload parts to the documents bucket.
+    upload_cors_origins: tuple[str, ...] = ()
 
     @property
     def retain(self) -> bool:
@@ -101,6 +103,7 @@ def environment_settings(node: Node) -> EnvironmentSettings:
         state_machine_log_level=sfn.LogLevel[str(raw["state_machine_log_level"]).upper()],
         state_machine_log_execution_data=_as_bool(raw["state_machine_log_execution_data"]),
         run_index_count=_run_index_count(raw.get(RUN_INDEX_COUNT_KEY) if override is None else override),
+        upload_cors_origins=tuple(str(origin).rstrip("/") for origin in raw.get("upload_cors_origins", [])),
     )
 
 

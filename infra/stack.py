@@ -46,7 +46,7 @@ class KsflowStack(Stack):
             self, "Documents", settings=settings, data=self.data, code=code, definition_file=INGESTION_ASL
         )
         self.api = Api(self, "Api", settings=settings, data=self.data, orchestration=self.orchestration, code=code)
-        self.documents.serve_api(self.api.function)
+        self.documents.serve_api(self.api.function, self.api.http_api.api_endpoint)
         self.schedules = Schedules(self, "Schedules", settings=settings, data=self.data,
                                    orchestration=self.orchestration, documents=self.documents, code=code)
         self.schedules.serve_api(self.api.function)

@@ -25,7 +25,7 @@ def test_the_walkthrough_completes_a_run_cancels_one_and_uploads(local_stack: Lo
                                                            "### More users and tenants"))
                    if not block.startswith(STARTED_BY_THE_TEST)]
     upload, duplicate_upload, new_version = shell_blocks(section("## Uploads and ingestion",
-                                                                 "### How large an upload can be"))
+                                                                 "### Files of any size: direct uploads"))
     script = "\n".join(["set -eo pipefail", *walkthrough, upload,
                         "set +e", duplicate_upload, 'echo "duplicate upload exit $?"', "set -e",
                         new_version]).replace(README_RUNNER_URL, runner_url)

@@ -81,12 +81,15 @@ def test_api_function_may_upload_delete_and_drive_ingestions(dev: Synth) -> None
     assert variables["DOCUMENTS_BUCKET"] == ref(bucket_id)
     assert variables["INGESTION_STATE_MACHINE_ARN"] == ref(machine_id)
     statements = role_statements(dev.template, function_role(dev.template, "api"))
-    for action in ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"):
+    for action in ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListMultipartUploadParts",
+                   "s3:AbortMultipartUpload", "s3:PutObjectTagging", "s3:DeleteObjectTagging"):
         assert _objects(allowed(statements, action), bucket_id), action
     [listing] = [s for s in statements if s["Action"] == "s3:ListBucketVersions"]
     assert listing["Resource"] == arn_of(bucket_id)
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["tenants/*"]}}
-    assert allowed(statements, "s3:GetObject") == [_run_snapshots(bucket_id)]
+    # Direct uploads' download links and completions read the documents (run snapshots are among them).
+    assert sorted(map(json.dumps, allowed(statements, "s3:GetObject"))) == sorted(
+        map(json.dumps, [_run_snapshots(bucket_id), {"Fn::Join": ["", [arn_of(bucket_id), "/tenants/*"]]}]))
     assert ref(machine_id) in allowed(statements, "states:StartExecution")
 
 
@@ -100,7 +103,7 @@ def test_run_snapshots_kept_in_the_bucket_are_readable_by_who_sends_runs(dev: Sy
     _, fn = function(dev.template, name)
     assert fn["Properties"]["Environment"]["Variables"]["DOCUMENTS_BUCKET"] == ref(bucket_id)
     statements = role_statements(dev.template, function_role(dev.template, name))
-    assert allowed(statements, "s3:GetObject") == [_run_snapshots(bucket_id)]
+    assert _run_snapshots(bucket_id) in allowed(statements, "s3:GetObject")
     key = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
         "ServerSideEncryptionByDefault"]["KMSMasterKeyID"]
     assert key in allowed(statements, "kms:Decrypt")
@@ -127,3 +130,33 @@ def test_ingestion_state_machine_runs_the_shared_asl(dev: Synth) -> None:
 def test_outputs_name_the_bucket_and_the_ingestion_machine(dev: Synth) -> None:
     outputs = dev.template.find_outputs("*")
     assert {"DocumentsBucketName", "IngestionStateMachineArn"} <= set(outputs)
+
+
+def test_browsers_on_the_api_origin_may_put_upload_parts_and_read_their_etag(dev: Synth) -> None:
+    _, bucket = _documents_bucket(dev)
+    [rule] = bucket["Properties"]["CorsConfiguration"]["CorsRules"]
+    assert sorted(rule["AllowedMethods"]) == ["GET", "PUT"] and rule["ExposedHeaders"] == ["ETag"]
+    [origin] = rule["AllowedOrigins"]  # cdk.json adds no other origin: only the API's own
+    api_id, _ = next(iter(dev.template.find_resources("AWS::ApiGatewayV2::Api").items()))
+    assert origin == {"Fn::GetAtt": [api_id, "ApiEndpoint"]}  # https://{id}.execute-api.{region}.amazonaws.com
+
+
+def test_more_upload_origins_come_from_the_environment_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from tests.infra.conftest import cdk_json_context, synth
+
+    environments = cdk_json_context()["environments"]
+    custom = {**environments, "dev": {**environments["dev"], "upload_cors_origins": ["https://console.example/"]}}
+    synthesized = synth("dev", tmp_path_factory.mktemp("cdk-cors"), environments=custom)
+    _, bucket = _documents_bucket(synthesized)
+    [rule] = bucket["Properties"]["CorsConfiguration"]["CorsRules"]
+    assert rule["AllowedOrigins"][1:] == ["https://console.example"]
+
+
+def test_unfinished_direct_uploads_are_removed_after_a_day(dev: Synth) -> None:
+    _, bucket = _documents_bucket(dev)
+    rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert any(r.get("AbortIncompleteMultipartUpload") == {"DaysAfterInitiation": 1} for r in rules)
+    [tagged] = [r for r in rules if r.get("TagFilters")]
+    assert tagged["TagFilters"] == [{"Key": "ksflow-upload", "Value": "pending"}] and tagged["Prefix"] == "tenants/"
+    assert tagged["ExpirationInDays"] == 1 and tagged["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    assert tagged["Status"] == "Enabled"

@@ -22,6 +22,7 @@ from ksflow.api import (
     public,
     run_listings,
     runs,
+    uploads,
     users,
     workflows,
 )
@@ -54,7 +55,7 @@ app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=pars
 # before runs: /v1/workflow-runs/summary must not be read as a run id.
 for router in (knowledge.router, ingestion.router, definitions.router, run_listings.router, analytics.router,
                runs.router, workflows.router, users.router, api_keys.router, permissions.router, public.router,
-               contents.router):
+               contents.router, uploads.router):
     app.include_router(router)
 
 

@@ -30,6 +30,7 @@ _DESCRIPTIONS = {
     403: "Not allowed for this user",
     404: "Not found (or not visible to this tenant or user)",
     409: "Conflicts with the current state",
+    410: "Gone: expired",
     413: "Request body too large",
     415: "Request body is not of the media type the route takes",
     422: "Validation error",

@@ -3,14 +3,16 @@
 An upload stores the file in S3 first, then writes the document (or new version) path parts
 and the ingestion record in one transaction, then starts the execution. When the transaction
 loses (a name conflict, or a parent that is gone or being deleted), the stored file is removed
-again; once it wins, a delete of the parent finds the version and removes its file.
+again; once it wins, a delete of the parent finds the version and removes its file. A direct
+upload (`StoredFile`) is already at its version's key: the same transaction and start follow,
+and what happens to the file when the transaction loses is its caller's decision.
 Ingestions are visible where their document version is readable (OWNER/ADMIN: all of the
 tenant's); rerun and cancel need write access to it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -46,6 +48,24 @@ class Upload:
     content_type: str | None
     data: bytes
 
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file a client put straight into the bucket, at the key of the version id reserved for it.
+
+    `document_id` is the id reserved for a new document (unused for a new version).
+    """
+
+    file_name: str
+    content_type: str | None
+    size: int
+    document_version_id: str
+    document_id: str | None = None
+
 
 _DOCUMENT_TYPES = {FileFormat.PLAIN_TEXT: DocumentType.PLAINTEXT, FileFormat.MARKDOWN: DocumentType.PLAINTEXT,
                    FileFormat.CSV: DocumentType.CSV, FileFormat.PDF: DocumentType.PDF,
@@ -53,7 +73,7 @@ _DOCUMENT_TYPES = {FileFormat.PLAIN_TEXT: DocumentType.PLAINTEXT, FileFormat.MAR
 _OTHER_SUFFIXES = {".xlsx": DocumentType.XLSX, ".pptx": DocumentType.PPTX}
 
 
-def document_type_of(upload: Upload) -> DocumentType:
+def document_type_of(upload: Upload | StoredFile) -> DocumentType:
     file_format = extract.detect(upload.file_name, upload.content_type)
     if file_format is not None:
         return _DOCUMENT_TYPES[file_format]
@@ -62,14 +82,22 @@ def document_type_of(upload: Upload) -> DocumentType:
     return _OTHER_SUFFIXES.get(PurePosixPath(upload.file_name).suffix.lower(), DocumentType.UNKNOWN)
 
 
-def _new_ingestion(principal: Principal, document: PathPart, version: PathPart, upload: Upload) -> Ingestion:
+def _with_file(version: PathPart, upload: Upload | StoredFile) -> PathPart:
+    """The version as stored: with its file's key, under the version id a direct upload reserved."""
+    version_id = upload.document_version_id if isinstance(upload, StoredFile) else version.metadata_obj_id
+    return version.model_copy(update={"metadata_obj_id": version_id,
+                                      "object_key": files.object_key(version.tenant_id, version_id, upload.file_name)})
+
+
+def _new_ingestion(principal: Principal, document: PathPart, version: PathPart,
+                   upload: Upload | StoredFile) -> Ingestion:
     now = clock.now()
     return Ingestion(
         tenant_id=principal.tenant_id, document_version_id=version.metadata_obj_id,
         version_path_part_id=version.path_part_id, document_id=document.metadata_obj_id, lineage=version.lineage,
         status=IngestionStatus.PENDING, attempt=1, execution_name=execution_name(version.metadata_obj_id, 1),
-        object_key=files.object_key(principal.tenant_id, version.metadata_obj_id, upload.file_name),
-        file_name=upload.file_name, content_type=upload.content_type, size=len(upload.data),
+        object_key=str(version.object_key), file_name=upload.file_name, content_type=upload.content_type,
+        size=upload.size,
         last_activity=Activity.UPLOADED.value, created_by=principal.user_id, created_at=now,
         last_run_timestamp=now, last_state_update_timestamp=now,
     )
@@ -87,9 +115,12 @@ def _start(ingestion: Ingestion) -> Ingestion:
     return ingestion
 
 
-def _stored(ingestion: Ingestion, upload: Upload,
+def _stored(ingestion: Ingestion, upload: Upload | StoredFile,
             write_parts: Callable[[list[dict[str, Any]]], object]) -> Ingestion:
-    """Store the file, then the path parts with the ingestion record; then start the execution."""
+    """Store the file (unless it is there), then the path parts with the ingestion record; then start the execution."""
+    if isinstance(upload, StoredFile):
+        write_parts([store.put_request(ingestion)])
+        return _start(ingestion)
     files.put(ingestion.object_key, upload.data, upload.content_type)
     try:
         write_parts(store.put_request(ingestion))
@@ -99,20 +130,26 @@ def _stored(ingestion: Ingestion, upload: Upload,
     return _start(ingestion)
 
 
-def ingest_new_document(principal: Principal, parent: PathPart, name: str, upload: Upload) -> Ingestion:
+def ingest_new_document(principal: Principal, parent: PathPart, name: str, upload: Upload | StoredFile,
+                        also: Sequence[dict[str, Any]] = ()) -> Ingestion:
+    """`also`: transaction items written with the document (a direct upload's completion)."""
     document, version = knowledge.new_document(principal, parent, name, document_type_of(upload),
                                                DocumentOrigin.SOURCE)
+    version = _with_file(version, upload)
+    document_id = upload.document_id if isinstance(upload, StoredFile) else None
+    document = document.model_copy(update={"active_version_id": version.metadata_obj_id,
+                                           "metadata_obj_id": document_id or document.metadata_obj_id})
     try:
         return _stored(_new_ingestion(principal, document, version, upload), upload,
-                       lambda also: knowledge.store_document(parent, document, version, also))
+                       lambda items: knowledge.store_document(parent, document, version, [*items, *also]))
     except Conflict as conflict:
-        hint = _name_taken(parent, name)
+        hint = name_taken(parent, name)
         if hint is None:
             raise
         raise hint from conflict
 
 
-def _name_taken(parent: PathPart, name: str) -> Conflict | None:
+def name_taken(parent: PathPart, name: str) -> Conflict | None:
     """When a document holds the name, the conflict says how to upload a new version of it instead.
 
     The uploader may write to the folder, so it may read the document whose id this reveals.
@@ -125,10 +162,10 @@ def _name_taken(parent: PathPart, name: str) -> Conflict | None:
 
 
 def ingest_new_version(principal: Principal, document: PathPart, active_version: PathPart,
-                       upload: Upload) -> Ingestion:
-    version = knowledge.new_version(principal, document, active_version)
+                       upload: Upload | StoredFile, also: Sequence[dict[str, Any]] = ()) -> Ingestion:
+    version = _with_file(knowledge.new_version(principal, document, active_version), upload)
     return _stored(_new_ingestion(principal, document, version, upload), upload,
-                   lambda also: knowledge.store_version(document, version, document_type_of(upload), also))
+                   lambda items: knowledge.store_version(document, version, document_type_of(upload), [*items, *also]))
 
 
 def list_visible(principal: Principal, limit: int, offset: int) -> tuple[list[Ingestion], int]:

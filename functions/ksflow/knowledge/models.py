@@ -52,6 +52,9 @@ class PathPart(BaseModel):
     document_origin: DocumentOrigin | None = None
     active_version_id: str | None = None
     version: int | None = None
+    # A version's stored file (written at upload), so responses can link it without reading the ingestion;
+    # None for metadata-only documents and versions stored before the key was kept here.
+    object_key: str | None = None
 
     @property
     def lineage(self) -> list[str]:

@@ -9,6 +9,7 @@ from ksflow.knowledge.models import (
     PathPart,
     PathPartResponse,
 )
+from ksflow.uploads import objects
 
 
 def folder(part: PathPart, can_write: bool | None = None) -> FolderResponse:
@@ -26,6 +27,7 @@ def document_version(part: PathPart) -> DocumentVersionResponse:
         "name": part.name, "parent_path_id": part.parent_id, "materialized_path": part.materialized_path,
         "system_managed": part.system_managed, "tenant_id": part.tenant_id,
         "uploader_tenant_user_id": part.created_by, "created_at": part.created_at, "updated_at": part.updated_at,
+        "asset_s3_url": objects.download_url(part.object_key) if part.object_key else None,
     })
 
 

@@ -159,6 +159,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, moto_port: int | None = Non
     stop = threading.Event()
     scheduler.start(boto3.client("scheduler"), boto3.client("lambda"),
                     [env["SCHEDULER_GROUP_NAME"], env["SCHEDULE_GROUP_NAME"]], stop)
+    from ksflow.local import uploads as upload_sweeper
+
+    upload_sweeper.start(stop)
     threading.Thread(target=server.serve_forever, name="gateway", daemon=True).start()
     resumed = resume.resume_open_work() if data else None
     if data:
