@@ -119,7 +119,7 @@ def _stored(ingestion: Ingestion, upload: Upload | StoredFile,
             write_parts: Callable[[list[dict[str, Any]]], object]) -> Ingestion:
     """Store the file (unless it is there), then the path parts with the ingestion record; then start the execution."""
     if isinstance(upload, StoredFile):
-        write_parts([store.put_request(ingestion)])
+        write_parts(store.put_request(ingestion))
         return _start(ingestion)
     files.put(ingestion.object_key, upload.data, upload.content_type)
     try:
