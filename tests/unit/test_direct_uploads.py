@@ -358,6 +358,9 @@ def test_concurrent_completes_make_one_document(aws_env: dict[str, str], tenant:
     listing = call_api("GET", f"/v1/documents?parent_path_part_id={tenant.root_path_part_id}", api_key=tenant.api_key)
     assert [d["id"] for d in listing.body["items"]] == [created[0]["document_id"]]
     documents.finished(created[0]["workflow_id"], tenant.api_key)
+    ingestions = call_api("GET", "/v1/workflows/document_versions", api_key=tenant.api_key).body
+    assert ingestions["total"] == 1, ingestions  # listed and counted once, like an upload through the API
+    assert [i["workflow_id"] for i in ingestions["items"]] == [created[0]["workflow_id"]]
 
 
 def test_metadata_only_versions_have_no_download_link(tenant: CreatedTenant) -> None:
