@@ -402,8 +402,9 @@ def store_version(document: PathPart, version: PathPart, document_type: Document
 # --- Listings ---
 
 def listing_state(part: PathPart) -> dict[str, Any]:
-    """The part's children counts and whether its children are indexed (`LISTED`), read consistently."""
-    names = {f"#a{i}": name for i, name in enumerate([LISTED, *(count_attribute(t) for t in PartType)])}
+    """The part's children counts and whether its children are indexed (`LISTED`), read consistently;
+    empty if the part is gone."""
+    names = {f"#a{i}": name for i, name in enumerate(["pk", LISTED, *(count_attribute(t) for t in PartType)])}
     item = _table().get_item(Key=_path_part_key(part.tenant_id, part.path_part_id), ConsistentRead=True,
                              ProjectionExpression=", ".join(names), ExpressionAttributeNames=names).get("Item")
     return item or {}
@@ -423,16 +424,17 @@ def listed_entries(tenant_id: str, prefix: str, count: int | None, *, forward: b
     return aws.query(_table(), query, count)
 
 
-def _index_batch(parts: Sequence[PathPart]) -> bool:
+def _index_batch(items: Sequence[dict[str, Any]]) -> bool:
     """Entries of children that exist unchanged (as read); False when one changed or went meanwhile."""
     table_name = settings().table_name
     actions: list[dict[str, Any]] = []
-    for part in parts:
+    for item in items:
         actions.append({"ConditionCheck": {
-            "TableName": table_name, "Key": _path_part_key(part.tenant_id, part.path_part_id),
+            "TableName": table_name, "Key": {"pk": item["pk"], "sk": item["sk"]},
             "ConditionExpression": "updated_at = :seen AND attribute_not_exists(deleting)",
-            "ExpressionAttributeValues": {":seen": clock.iso(part.updated_at)}}})
-        actions.extend({"Put": {"TableName": table_name, "Item": item}} for item in _listed_items(part))
+            "ExpressionAttributeValues": {":seen": item["updated_at"]}}})
+        actions.extend({"Put": {"TableName": table_name, "Item": entry}}
+                       for entry in _listed_items(PathPart.model_validate(item)))
     try:
         _table().meta.client.transact_write_items(TransactItems=actions)
     except ClientError as error:
@@ -454,11 +456,13 @@ def index_children(part: PathPart, attempts: int = 5) -> bool:
         state = listing_state(part)
         if not state or state.get(LISTED):
             return bool(state)
-        kids = children(part.tenant_id, [part.path_part_id])
+        claims = child_claims(part.tenant_id, part.path_part_id)
+        kids = [i for i in _batch_get(part.tenant_id, (f"PATHPART#{c['path_part_id']}" for c in claims))
+                if "deleting" not in i]
         batches = [kids[i:i + _INDEXED_PER_TRANSACTION] for i in range(0, len(kids), _INDEXED_PER_TRANSACTION)]
         if not all([_index_batch(batch) for batch in batches]):
             continue
-        counts = {count_attribute(t): sum(1 for k in kids if k.part_type == t) for t in PartType}
+        counts = {count_attribute(t): sum(1 for k in kids if k["part_type"] == t.value) for t in PartType}
         names = {f"#c{i}": name for i, name in enumerate(counts)}
         values: dict[str, Any] = {f":c{i}": value for i, value in enumerate(counts.values())}
         unchanged = [f"attribute_not_exists(#c{i})" if name not in state else f"#c{i} = :was{i}"
