@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -15,9 +16,9 @@ import pytest
 from boto3.dynamodb.conditions import Key
 
 from ksflow import aws
+from ksflow.deletion import cascade
 from ksflow.identity.models import CreatedTenant
 from ksflow.ingestion import service as ingestion_service
-from ksflow.deletion import cascade
 from ksflow.knowledge import permissions, store
 from ksflow.knowledge.models import PartType
 from ksflow.workflows import runs
@@ -154,3 +155,24 @@ def test_a_new_version_of_a_document_being_deleted_is_404(
     assert [r.status for r in refused] == [404], [r.body for r in refused]
     assert call_api("GET", f"/v1/documents/{subtree['doc']['id']}", api_key=tenant.api_key).status == 404
     assert "Versions" not in boto3.client("s3").list_object_versions(Bucket=aws_env["DOCUMENTS_BUCKET"])
+
+
+def test_a_delete_refused_for_an_open_run_changes_nothing(
+        aws_env: dict[str, str], tenant: CreatedTenant, subtree: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run writing to /a/b (an output folder below the deleted one) makes the delete 409, and /a stays as it was."""
+    asked: list[set[str]] = []
+
+    def open_run_writing_to_b(tenant_id: str, path_part_ids: set[str]) -> list[Any]:
+        asked.append(path_part_ids)
+        return [SimpleNamespace(id="run-1")] if subtree["b"]["path_part_id"] in path_part_ids else []
+
+    monkeypatch.setattr(runs, "open_runs_writing_to", open_run_writing_to_b)
+    before = _stored(tenant)
+    refused = call_api("DELETE", f"/v1/folders/{subtree['a']['id']}", api_key=tenant.api_key)
+    assert refused.status == 409 and "run-1" in refused.body["detail"]
+    assert asked == [{subtree["a"]["path_part_id"], subtree["b"]["path_part_id"]}]
+    assert _stored(tenant) == before
+    listed = call_api("GET", "/v1/folders", api_key=tenant.api_key).body
+    assert [item["name"] for item in listed["items"]] == ["a"] and listed["total"] == 1
+    assert call_api("DELETE", f"/v1/documents/{subtree['doc']['id']}", api_key=tenant.api_key).status == 204
