@@ -15,6 +15,7 @@ from boto3.dynamodb.conditions import Key
 from ksflow import aws
 from ksflow.identity.models import CreatedTenant
 from ksflow.knowledge import store
+from ksflow.local import resume
 from tests import documents
 from tests.conftest import call_api, upload, wait_for
 from tests.unit.test_api_knowledge import create_document, create_folder
@@ -117,3 +118,15 @@ def tenant_root_object(tenant: CreatedTenant) -> str:
     root = store.get_path_part(tenant.tenant_id, tenant.root_path_part_id)
     assert root is not None
     return root.metadata_obj_id
+
+
+def test_a_restarted_local_stack_takes_up_a_deletion_again(
+        aws_env: dict[str, str], tenant: CreatedTenant, deep: dict[str, Any]) -> None:
+    """As if the stack stopped right after the request detached /a: no execution, the subtree still stored."""
+    part = store.get_path_part(tenant.tenant_id, deep["a"]["path_part_id"])
+    assert part is not None
+    store.detach(part)
+    resumed = resume.resume_open_work()
+    assert resumed.deletions == [part.path_part_id]
+    assert _execution(aws_env, deep["a"])["status"] == "SUCCEEDED"
+    _assert_only_the_root_is_left(aws_env, tenant)
