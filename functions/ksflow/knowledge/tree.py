@@ -75,9 +75,10 @@ def _with_name_ties(tenant_id: str, prefix: str, entries: list[dict[str, Any]], 
     if len(entries) <= count:
         return entries
     following = _name_prefix(entries[-1], prefix)
-    anchors = [p for p in (_name_prefix(e, prefix) for e in entries[:-1]
-                           if _name_prefix(e, prefix) == following
-                           or (store.name_is_cut(e["name"]) and following.startswith(_name_prefix(e, prefix))))]
+    # A cut name may be overtaken by any key extending its prefix; an exact one only by its case variants.
+    anchors = [name_prefix if store.name_is_cut(e["name"]) else name_prefix + "\x00"
+               for e in entries[:-1] for name_prefix in [_name_prefix(e, prefix)]
+               if name_prefix == following or (store.name_is_cut(e["name"]) and following.startswith(name_prefix))]
     if not anchors:
         return entries
     return entries + store.listed_entries(tenant_id, prefix + min(anchors, key=len), None, after=entries[-1])
