@@ -21,13 +21,15 @@ from tests import documents
 from tests.conftest import call_api, upload
 from tests.unit.test_api_knowledge import create_document, create_folder
 
-# 3-byte characters: 170 of them and one more byte fill 511 of the name key's 512 bytes.
+# 3-byte characters: 170 of them and one more byte fill 511 of the name key's 512 bytes, so a name that goes
+# on with a 2-byte character is cut there: its key sorts before the keys of `ab` and `ac`, which precede it by name.
 CJK = "中" * 170
 # A 4-byte character (MATHEMATICAL DOUBLE-STRUCK CAPITAL A): 128 of them fill the name key's 512 bytes.
 WIDE = "\U0001d538"
 NAMES = {
-    PartType.FOLDER: ["report", "Report", "REPORT", "b", "Zeta", "zeta2", WIDE + "lpha", WIDE, "😀 smile",
-                      WIDE * 128 + "z", WIDE * 128 + "A", WIDE * 128, CJK + "aé", CJK + "ab"],
+    PartType.FOLDER: ["report", "Report", "REPORT", "rEport", "repOrt", "reporT", "b", "Zeta", "zeta2",
+                      WIDE + "lpha", WIDE, "😀 smile", WIDE * 128 + "z", WIDE * 128 + "A", WIDE * 128,
+                      CJK + "aé", CJK + "aà", CJK + "aö", CJK + "ab", CJK + "ac"],
     PartType.DOCUMENT: ["report.md", "a", "A", "Ä", "ß", "ss", WIDE * 128 + "b", WIDE * 128 + "Y", CJK + "aé.md",
                         CJK + "a", CJK + "aa", "😀"],
 }
