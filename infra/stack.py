@@ -12,6 +12,7 @@ from constructs import Construct
 
 from infra.api import Api
 from infra.data import Data
+from infra.deletion import Deletion
 from infra.documents import Documents
 from infra.lambda_asset import lambda_code
 from infra.monitoring import Monitoring
@@ -23,6 +24,7 @@ from ksflow import catalog
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RUN_WORKFLOW_ASL = PROJECT_ROOT / "functions" / "ksflow" / "orchestration" / catalog.RUN_STATE_MACHINE_FILE
 INGESTION_ASL = PROJECT_ROOT / "functions" / "ksflow" / "orchestration" / catalog.INGESTION_STATE_MACHINE_FILE
+DELETION_ASL = PROJECT_ROOT / "functions" / "ksflow" / "orchestration" / catalog.DELETION_STATE_MACHINE_FILE
 
 
 class KsflowStack(Stack):
@@ -47,6 +49,9 @@ class KsflowStack(Stack):
         )
         self.api = Api(self, "Api", settings=settings, data=self.data, orchestration=self.orchestration, code=code)
         self.documents.serve_api(self.api.function, self.api.http_api.api_endpoint)
+        self.deletion = Deletion(self, "Deletion", settings=settings, data=self.data, documents=self.documents,
+                                 code=code, definition_file=DELETION_ASL)
+        self.deletion.serve_api(self.api.function)
         self.schedules = Schedules(self, "Schedules", settings=settings, data=self.data,
                                    orchestration=self.orchestration, documents=self.documents, code=code)
         self.schedules.serve_api(self.api.function)
@@ -69,10 +74,12 @@ class KsflowStack(Stack):
                 "Ingest": self.documents.ingest.function,
                 "IngestionFailure": self.documents.ingestion_failure.function,
                 "ScheduleFire": self.schedules.fire.function,
+                "DeleteBatch": self.deletion.delete_batch.function,
             },
             state_machines={
                 "RunStateMachine": self.orchestration.state_machine,
                 "IngestionStateMachine": self.documents.state_machine,
+                "DeletionStateMachine": self.deletion.state_machine,
             },
             dead_letter_queues={
                 "ExpirySchedules": self.orchestration.scheduler_dlq,

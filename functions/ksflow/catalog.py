@@ -19,6 +19,7 @@ HANDLERS = {
     "Ingest": "ksflow.ingestion.pipeline.lambda_handler",
     "IngestionFailure": "ksflow.ingestion.failure.lambda_handler",
     "ScheduleFire": "ksflow.schedules.fire.lambda_handler",
+    "DeleteBatch": "ksflow.deletion.handler.lambda_handler",
 }
 
 RUN_STATE_MACHINE_FILE = "run_workflow.asl.json"
@@ -28,6 +29,9 @@ RUN_STATE_MACHINE_SUBSTITUTIONS = {"DispatcherFunctionArn": "Dispatcher", "RunFa
 INGESTION_STATE_MACHINE_FILE = "ingest_document.asl.json"
 INGESTION_STATE_MACHINE_SUBSTITUTIONS = {"IngestFunctionArn": "Ingest",
                                          "IngestionFailureFunctionArn": "IngestionFailure"}
+
+DELETION_STATE_MACHINE_FILE = "delete_subtree.asl.json"
+DELETION_STATE_MACHINE_SUBSTITUTIONS = {"DeleteBatchFunctionArn": "DeleteBatch"}
 
 
 def asl_text(file_name: str) -> str:

@@ -24,6 +24,11 @@ class Settings:
     expiry_grace_seconds: int
     documents_bucket: str
     ingestion_state_machine_arn: str
+    deletion_state_machine_arn: str
+    delete_inline_parts: int
+    delete_inline_seconds: float
+    delete_step_parts: int
+    delete_step_seconds: float
     schedule_group_name: str
     schedule_function_arn: str
     schedule_role_arn: str
@@ -47,6 +52,12 @@ def settings() -> Settings:
         expiry_grace_seconds=int(env("EXPIRY_GRACE_SECONDS", "60")),
         documents_bucket=env("DOCUMENTS_BUCKET", ""),
         ingestion_state_machine_arn=env("INGESTION_STATE_MACHINE_ARN", ""),
+        # Deletes remove this much within the API request (29 s at most), and each background step this much.
+        deletion_state_machine_arn=env("DELETION_STATE_MACHINE_ARN", ""),
+        delete_inline_parts=int(env("DELETE_INLINE_PARTS", "2000")),
+        delete_inline_seconds=float(env("DELETE_INLINE_SECONDS", "10")),
+        delete_step_parts=int(env("DELETE_STEP_PARTS", "100000")),
+        delete_step_seconds=float(env("DELETE_STEP_SECONDS", "60")),
         # The recurring schedules of scheduled definitions, apart from the per-run expiry schedules.
         schedule_group_name=env("SCHEDULE_GROUP_NAME", "ksflow-schedules"),
         schedule_function_arn=env("SCHEDULE_FUNCTION_ARN", ""),

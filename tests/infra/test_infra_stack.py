@@ -24,6 +24,7 @@ HANDLERS = {
     "ingest": "ksflow.ingestion.pipeline.lambda_handler",
     "ingestion_failure": "ksflow.ingestion.failure.lambda_handler",
     "schedule_fire": "ksflow.schedules.fire.lambda_handler",
+    "delete_batch": "ksflow.deletion.handler.lambda_handler",
 }
 
 # Every function: its logs' and metrics' service, its metrics namespace, and no responses in traces.
@@ -44,6 +45,7 @@ ENVIRONMENT = {
         "EXPIRY_GRACE_SECONDS",
         "DOCUMENTS_BUCKET",
         "INGESTION_STATE_MACHINE_ARN",
+        "DELETION_STATE_MACHINE_ARN",
         "SCHEDULE_GROUP_NAME",
         "SCHEDULE_FUNCTION_ARN",
         "SCHEDULE_ROLE_ARN",
@@ -56,6 +58,7 @@ ENVIRONMENT = {
     "run_failure": {"TABLE_NAME", "SCHEDULER_GROUP_NAME", "SCHEDULER_ROLE_ARN", "SCHEDULER_DLQ_ARN",
                     "EXPIRY_FUNCTION_ARN", "EXPIRY_GRACE_SECONDS"},
     "expiry": {"TABLE_NAME", "RUN_STATE_MACHINE_ARN"},
+    "delete_batch": {"TABLE_NAME", "DOCUMENTS_BUCKET", "INGESTION_STATE_MACHINE_ARN"},
     "reconcile": {"TABLE_NAME", "SCHEDULER_GROUP_NAME"},
     "ingest": {"TABLE_NAME", "DOCUMENTS_BUCKET"},
     "ingestion_failure": {"TABLE_NAME"},
@@ -291,8 +294,9 @@ def test_api_function_permissions(dev: Synth) -> None:
     statements = role_statements(dev.template, function_role(dev.template, "api"))
     state_machine_id, _ = run_state_machine(dev.template)
     ingestion_machine_id, _ = state_machine(dev.template, "DocumentsIngestionStateMachine")
+    deletion_machine_id, _ = state_machine(dev.template, "DeletionDeletionStateMachine")
     assert sorted(map(json.dumps, allowed(statements, "states:StartExecution"))) == sorted(
-        map(json.dumps, [ref(state_machine_id), ref(ingestion_machine_id)]))
+        map(json.dumps, [ref(state_machine_id), ref(ingestion_machine_id), ref(deletion_machine_id)]))
     stoppable = allowed(statements, "states:StopExecution")
     assert len(stoppable) == 2 and all(":execution:" in json.dumps(arn) for arn in stoppable)
     # Any execution name: a stop ends `run-{id}` or a retried attempt's `run-{id}-{N}`.
@@ -604,7 +608,7 @@ def test_outputs(dev: Synth) -> None:
 def test_every_log_group_has_retention_and_the_logs_key(request: pytest.FixtureRequest, env_fixture: str) -> None:
     synth: Synth = request.getfixturevalue(env_fixture)
     log_groups = synth.template.find_resources("AWS::Logs::LogGroup")
-    assert len(log_groups) == 11  # eight functions, two state machines, API access logs
+    assert len(log_groups) == 13  # nine functions, three state machines, API access logs
     assert all("RetentionInDays" in lg["Properties"] for lg in log_groups.values())
     [key_id] = {lg["Properties"]["KmsKeyId"]["Fn::GetAtt"][0] for lg in log_groups.values()}
     key = synth.template.to_json()["Resources"][key_id]
@@ -623,7 +627,7 @@ def test_state_machines_log_to_vended_log_groups(request: pytest.FixtureRequest,
     synth: Synth = request.getfixturevalue(env_fixture)
     resources = synth.template.to_json()["Resources"]
     machines = synth.template.find_resources("AWS::StepFunctions::StateMachine")
-    assert len(machines) == 2
+    assert len(machines) == 3
     for machine in machines.values():
         logging = machine["Properties"]["LoggingConfiguration"]
         [destination] = logging["Destinations"]

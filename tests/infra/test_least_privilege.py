@@ -13,7 +13,16 @@ from ksflow.config import settings
 from ksflow.identity.models import CreatedTenant
 from ksflow.runindex.layout import RUN_INDEXES
 from tests.infra.conftest import Synth
-from tests.infra.test_infra_stack import HANDLERS, arn_of, as_list, function_role, role_statements
+from tests.infra.test_infra_stack import (
+    HANDLERS,
+    allowed,
+    arn_of,
+    as_list,
+    function,
+    function_role,
+    role_statements,
+    state_machine,
+)
 
 # Read the run, then update it and put the events of the change in one transaction (workflows/run_store.py).
 RUN_CHANGES = {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"}
@@ -30,6 +39,9 @@ TABLE_ACCESS: dict[str, list[tuple[set[str], list[str] | None]]] = {
     "ingest": [({"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem",
                  "dynamodb:ConditionCheckItem"}, ["TENANT#*"])],
     "ingestion_failure": [({"dynamodb:UpdateItem"}, ["TENANT#*"])],
+    # Background deletes: parts through their claims, fences, batched removals (deletion/cascade.py).
+    "delete_batch": [({"dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"},
+                      ["TENANT#*"])],
     # Invokes definitions as their creator: reads that creator's user item, writes no identity item.
     "schedule_fire": [
         ({"dynamodb:GetItem", "dynamodb:BatchGetItem"}, ["TENANT#*", "WORKFLOWDEF#*", "IDENTITY#*", "RUN#*"]),
@@ -119,3 +131,19 @@ def test_identity_items_lie_outside_every_allow_list(dev: Synth, tenant: Created
             assert not [p for p in patterns if fnmatchcase(item["pk"], p)], (name, item["pk"])
     # The tenant's knowledge base (its root folder) stays where ingestion may reach it.
     assert any(fnmatchcase(item["pk"], "TENANT#*") for item in items if str(item["sk"]).startswith("PATHPART#"))
+
+
+def test_background_deletion_reaches_only_what_a_delete_removes(dev: Synth) -> None:
+    """The deletion task removes stored file versions and stops ingestions; it reads and writes nothing else."""
+    statements = role_statements(dev.template, function_role(dev.template, "delete_batch"))
+    actions = {str(a) for s in statements for a in as_list(s["Action"])}
+    assert {a for a in actions if a.startswith(("s3:", "states:"))} == {
+        "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListBucketVersions", "states:StopExecution"}
+    assert not {a for a in actions if a.startswith("kms:") and a not in {
+        "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"}}
+    stoppable = allowed(statements, "states:StopExecution")
+    assert len(stoppable) == 1 and "DocumentsIngestionStateMachine" in json.dumps(stoppable)
+    _, machine = state_machine(dev.template, "DeletionDeletionStateMachine")
+    invoked = allowed(role_statements(dev.template, machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]),
+                      "lambda:InvokeFunction")
+    assert [json.dumps(arn) for arn in invoked] == [json.dumps(arn_of(function(dev.template, "delete_batch")[0]))]

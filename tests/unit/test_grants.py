@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from ksapi.models import PaginatedResponsePermissionResponse, PermissionResponse
 
+from ksflow.deletion import cascade
 from ksflow.errors import Conflict
 from ksflow.identity import store as identity
 from ksflow.identity.models import CreatedTenant, CreatedUser
-from ksflow.knowledge import permissions, tree
+from ksflow.knowledge import permissions
 from ksflow.knowledge import store as knowledge_store
 from ksflow.knowledge.models import PartType
 from ksflow.knowledge.store import Capability
@@ -173,14 +174,15 @@ def test_grants_on_a_folder_being_deleted_are_404_and_none_survives(
     real_delete_grants = permissions.delete_for_path_parts
 
     def while_fenced(tenant_id: str, path_part_ids: set[str]) -> None:
-        answers.append(_grant(tenant, member.user_id, inner["path_part_id"], "READ_WRITE"))
-        answers.append(call_api("PATCH", f"/v1/user-permissions/{moved.id}",
-                                {"path_part_id": doomed["path_part_id"]}, tenant.api_key))
+        if not answers:
+            answers.append(_grant(tenant, member.user_id, inner["path_part_id"], "READ_WRITE"))
+            answers.append(call_api("PATCH", f"/v1/user-permissions/{moved.id}",
+                                    {"path_part_id": doomed["path_part_id"]}, tenant.api_key))
         real_delete_grants(tenant_id, path_part_ids)
 
     monkeypatch.setattr(permissions, "delete_for_path_parts", while_fenced)
     part = knowledge_store.get_by_object_id(tenant.tenant_id, doomed["id"], PartType.FOLDER)
     assert part is not None
-    tree.delete_subtree(part)
+    cascade.delete(part)
     assert [a.status for a in answers] == [404, 404], [a.body for a in answers]
     assert _listed(tenant, member.user_id) == [(elsewhere["path_part_id"], "READ_ONLY")]

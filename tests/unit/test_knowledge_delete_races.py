@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -15,13 +16,14 @@ import pytest
 from boto3.dynamodb.conditions import Key
 
 from ksflow import aws
+from ksflow.deletion import cascade
 from ksflow.identity.models import CreatedTenant
 from ksflow.ingestion import service as ingestion_service
-from ksflow.knowledge import permissions, store, tree
+from ksflow.knowledge import permissions, store
 from ksflow.knowledge.models import PartType
 from ksflow.workflows import runs
 from tests import documents
-from tests.conftest import Response, call_api, upload
+from tests.conftest import Response, call_api, upload, wait_for
 from tests.unit.test_api_knowledge import create_document, create_folder
 
 
@@ -47,7 +49,7 @@ def _create_everything_under(subtree: dict[str, Any], api_key: str) -> dict[str,
 def _delete(tenant: CreatedTenant, folder: dict[str, Any]) -> None:
     part = store.get_by_object_id(tenant.tenant_id, folder["id"], PartType.FOLDER)
     assert part is not None
-    tree.delete_subtree(part)
+    cascade.delete(part)
 
 
 def _during(monkeypatch: pytest.MonkeyPatch, module: Any, step: str, action: Callable[[], None]) -> None:
@@ -61,13 +63,17 @@ def _during(monkeypatch: pytest.MonkeyPatch, module: Any, step: str, action: Cal
     monkeypatch.setattr(module, step, interleaved)
 
 
+def _stored(tenant: CreatedTenant) -> set[str]:
+    items = aws.table(os.environ["TABLE_NAME"]).query(
+        KeyConditionExpression=Key("pk").eq(f"TENANT#{tenant.tenant_id}"))["Items"]
+    return {i["sk"] for i in items if i["sk"].startswith(("PATHPART#", "OBJECT#", "CHILDNAME#", "LISTED#", "GRANT#",
+                                                          "INGESTION#", "CHUNK#"))}
+
+
 def _assert_nothing_left(aws_env: dict[str, str], tenant: CreatedTenant) -> None:
     """Only the root folder remains of the tenant's tree; no record, chunk or stored file either."""
     root = call_api("GET", f"/v1/path-parts/{tenant.root_path_part_id}", api_key=tenant.api_key).body
-    items = aws.table(os.environ["TABLE_NAME"]).query(
-        KeyConditionExpression=Key("pk").eq(f"TENANT#{tenant.tenant_id}"))["Items"]
-    stored = {i["sk"] for i in items if i["sk"].startswith(("PATHPART#", "OBJECT#", "CHILDNAME#", "INGESTION#",
-                                                            "CHUNK#"))}
+    stored = _stored(tenant)
     assert stored == {f"PATHPART#{root['path_part_id']}", f"OBJECT#{root['metadata_obj_id']}"}, stored
     listed = boto3.client("s3").list_object_versions(Bucket=aws_env["DOCUMENTS_BUCKET"])
     assert not listed.get("Versions") and not listed.get("DeleteMarkers"), listed
@@ -108,21 +114,30 @@ def test_creates_under_a_folder_being_deleted_are_404_and_store_nothing(
     _assert_nothing_left(aws_env, tenant)
 
 
-def test_a_delete_cut_short_keeps_its_subtree_closed_until_it_is_deleted_again(
+def test_a_delete_cut_short_in_the_request_is_finished_in_the_background(
         aws_env: dict[str, str], tenant: CreatedTenant, subtree: dict[str, Any],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    def crash(*_: Any) -> None:
-        raise TimeoutError("the Lambda ran out of time")
+    real = permissions.delete_for_path_parts
+    calls: list[int] = []
 
-    with monkeypatch.context() as patched, pytest.raises(TimeoutError):
-        patched.setattr(permissions, "delete_for_path_parts", crash)
-        _delete(tenant, subtree["a"])
+    def crash_once(*args: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise TimeoutError("DynamoDB timed out")
+        real(*args)
 
-    for what, response in _create_everything_under(subtree, tenant.api_key).items():
-        assert response.status == 404, (what, response.body)
-    # Still readable, and the delete can be repeated to the end.
-    assert call_api("GET", f"/v1/folders/{subtree['b']['id']}", api_key=tenant.api_key).status == 200
-    assert call_api("DELETE", f"/v1/folders/{subtree['a']['id']}", api_key=tenant.api_key).status == 204
+    monkeypatch.setattr(permissions, "delete_for_path_parts", crash_once)
+    response = call_api("DELETE", f"/v1/folders/{subtree['a']['id']}", api_key=tenant.api_key)
+
+    assert response.status == 204
+    # Gone for its readers at once, and closed to creates, while the state machine removes the rest.
+    for path in (f"/v1/folders/{subtree['a']['id']}", f"/v1/folders/{subtree['b']['id']}",
+                 f"/v1/documents/{subtree['doc']['id']}"):
+        assert call_api("GET", path, api_key=tenant.api_key).status == 404, path
+    for what, created in _create_everything_under(subtree, tenant.api_key).items():
+        assert created.status == 404, (what, created.body)
+    assert call_api("DELETE", f"/v1/folders/{subtree['a']['id']}", api_key=tenant.api_key).status == 404
+    wait_for(lambda: len(_stored(tenant)) == 2)
     _assert_nothing_left(aws_env, tenant)
     assert create_folder(tenant.root_path_part_id, "a", tenant.api_key)["materialized_path"] == "/a"
 
@@ -135,8 +150,29 @@ def test_a_new_version_of_a_document_being_deleted_is_404(
         upload(f"/v1/documents/{subtree['doc']['id']}/ingest", "v1.txt", documents.text(1), tenant.api_key)))
     part = store.get_by_object_id(tenant.tenant_id, subtree["doc"]["id"], PartType.DOCUMENT)
     assert part is not None
-    tree.delete_subtree(part)
+    cascade.delete(part)
 
     assert [r.status for r in refused] == [404], [r.body for r in refused]
     assert call_api("GET", f"/v1/documents/{subtree['doc']['id']}", api_key=tenant.api_key).status == 404
     assert "Versions" not in boto3.client("s3").list_object_versions(Bucket=aws_env["DOCUMENTS_BUCKET"])
+
+
+def test_a_delete_refused_for_an_open_run_changes_nothing(
+        aws_env: dict[str, str], tenant: CreatedTenant, subtree: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run writing to /a/b (an output folder below the deleted one) makes the delete 409, and /a stays as it was."""
+    asked: list[set[str]] = []
+
+    def open_run_writing_to_b(tenant_id: str, path_part_ids: set[str]) -> list[Any]:
+        asked.append(path_part_ids)
+        return [SimpleNamespace(id="run-1")] if subtree["b"]["path_part_id"] in path_part_ids else []
+
+    monkeypatch.setattr(runs, "open_runs_writing_to", open_run_writing_to_b)
+    before = _stored(tenant)
+    refused = call_api("DELETE", f"/v1/folders/{subtree['a']['id']}", api_key=tenant.api_key)
+    assert refused.status == 409 and "run-1" in refused.body["detail"]
+    assert asked == [{subtree["a"]["path_part_id"], subtree["b"]["path_part_id"]}]
+    assert _stored(tenant) == before
+    listed = call_api("GET", "/v1/folders", api_key=tenant.api_key).body
+    assert [item["name"] for item in listed["items"]] == ["a"] and listed["total"] == 1
+    assert call_api("DELETE", f"/v1/documents/{subtree['doc']['id']}", api_key=tenant.api_key).status == 204

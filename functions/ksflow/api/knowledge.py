@@ -12,6 +12,7 @@ from pydantic import Field
 from ksflow.api.auth import CurrentPrincipal
 from ksflow.api.pagination import Limit, Offset, Page
 from ksflow.api.responses import documented
+from ksflow.deletion import cascade
 from ksflow.errors import Forbidden, NotFound
 from ksflow.identity import store as identity
 from ksflow.identity.models import Principal
@@ -79,10 +80,6 @@ def _documents(access: store.Access, parts: list[PathPart]) -> list[DocumentResp
             for p in parts if str(p.active_version_id) in versions]
 
 
-def _page(items: list[PathPart], limit: int, offset: int) -> tuple[list[PathPart], int]:
-    return items[offset:offset + limit], len(items)
-
-
 @router.post("/v1/folders", status_code=201, tags=["folders"], summary="Create a folder",
              responses=documented(201, 403, 404, 409))
 def create_folder(request: CreateFolderRequest, principal: CurrentPrincipal) -> FolderResponse:
@@ -96,7 +93,7 @@ def list_folders(principal: CurrentPrincipal, parent_path_part_id: ParentId = No
                  sort_order: Sort = SortOrder.NAME, with_tags: WithTags = False, limit: Limit = 20,
                  offset: Offset = 0) -> Page[FolderResponse]:
     access, parent = _parent(principal, parent_path_part_id, "Parent folder")
-    page, total = _page(tree.listing(parent, 1, sort_order, {PartType.FOLDER}), limit, offset)
+    page, total = tree.page(parent, 1, sort_order, {PartType.FOLDER}, limit, offset)
     return Page[FolderResponse](items=[views.folder(p, can_write=access.can_write(p)) for p in page], total=total,
                                 limit=limit, offset=offset)
 
@@ -113,8 +110,7 @@ def list_folder_contents(folder_id: UUID, principal: CurrentPrincipal, max_depth
                          sort_order: Sort = SortOrder.NAME, with_tags: WithTags = False, limit: Limit = 20,
                          offset: Offset = 0) -> Page[FolderOrDocument]:
     access, folder = _object(principal, folder_id, PartType.FOLDER, "Folder")
-    parts = tree.listing(folder, max_depth, sort_order, {PartType.FOLDER, PartType.DOCUMENT})
-    page, total = _page(parts, limit, offset)
+    page, total = tree.page(folder, max_depth, sort_order, {PartType.FOLDER, PartType.DOCUMENT}, limit, offset)
     documents = {d.path_part_id: d for d in _documents(access, [p for p in page if p.part_type == PartType.DOCUMENT])}
     items: list[FolderResponse | DocumentResponse] = [
         views.folder(p, can_write=access.can_write(p)) if p.part_type == PartType.FOLDER
@@ -130,7 +126,7 @@ def delete_folder(folder_id: UUID, principal: CurrentPrincipal) -> None:
     access, folder = _object(principal, folder_id, PartType.FOLDER, "Folder")
     if folder.parent_id is None:
         raise Forbidden("The root folder cannot be deleted")
-    tree.delete_subtree(writable(access, folder, "folder"))
+    cascade.delete(writable(access, folder, "folder"))
 
 
 @router.post("/v1/documents", status_code=201, tags=["documents"], summary="Create a document (metadata only)",
@@ -148,7 +144,7 @@ def list_documents(principal: CurrentPrincipal, parent_path_part_id: ParentId = 
                    sort_order: Sort = SortOrder.NAME, with_tags: WithTags = False, limit: Limit = 20,
                    offset: Offset = 0) -> Page[DocumentResponse]:
     access, parent = _parent(principal, parent_path_part_id, "Parent folder")
-    page, total = _page(tree.listing(parent, 1, sort_order, {PartType.DOCUMENT}), limit, offset)
+    page, total = tree.page(parent, 1, sort_order, {PartType.DOCUMENT}, limit, offset)
     return Page[DocumentResponse](items=_documents(access, page), total=total, limit=limit, offset=offset)
 
 
@@ -167,7 +163,7 @@ def get_document(document_id: UUID, principal: CurrentPrincipal) -> DocumentResp
                responses=documented(204, 403, 404, 409))
 def delete_document(document_id: UUID, principal: CurrentPrincipal) -> None:
     access, document = _object(principal, document_id, PartType.DOCUMENT, "Document")
-    tree.delete_subtree(writable(access, document, "document"))
+    cascade.delete(writable(access, document, "document"))
 
 
 @router.get("/v1/document_versions/<version_id>", tags=["document-versions"], summary="Get a document version",
@@ -183,7 +179,7 @@ def list_path_parts(principal: CurrentPrincipal, parent_path_id: ParentId = None
                     sort_order: Sort = SortOrder.NAME, limit: Limit = 20,
                     offset: Offset = 0) -> Page[PathPartResponse]:
     access, parent = _parent(principal, parent_path_id, "Path part")
-    page, total = _page(tree.listing(parent, max_depth, sort_order), limit, offset)
+    page, total = tree.page(parent, max_depth, sort_order, None, limit, offset)
     return Page[PathPartResponse](items=[views.path_part(p, can_read=True, can_write=access.can_write(p))
                                          for p in page], total=total, limit=limit, offset=offset)
 

@@ -9,11 +9,17 @@ Items (single table, partition `TENANT#{tenant_id}`):
   key is the case-folded name cut to `NAME_KEY_PREFIX_BYTES`, then a hash of the exact name
   (see `name_key`): no name reaches DynamoDB's 1,024-byte sort key limit, and claims still
   sort in the API's NAME order.
+- `LISTED#{parent_id}#{part type}#{N|C|U}#...`: a child's entry in one listing order (name,
+  created, updated), per part type, so a page of any order and kind is one short query. Entries
+  are written and removed in the same transactions as the child, and so are the parent's counts
+  `children_{part type}`. A part stored before entries existed lacks `children_listed`: its
+  children are indexed once, on its first listing (`index_children`).
 - `GRANT#{user_id}#{path_part_id}`: a USER's capability on a subtree.
 
 A delete marks every folder and document of the subtree `deleting` before it removes
 anything, and every create checks, in its own transaction, that its parent exists and is not
-marked: nothing can be added to a subtree once its delete has walked it (see `fence_subtree`).
+marked: nothing can be added to a subtree once its delete has walked it (see `fence`). A part
+being deleted, or under one being deleted, reads as absent.
 """
 
 from __future__ import annotations
@@ -38,11 +44,23 @@ ROOT_NAME = "/"
 NAME_KEY_PREFIX_BYTES = 512
 OPEN_PARENT = "attribute_exists(pk) AND attribute_not_exists(deleting)"
 PARENT_GONE = "Parent folder not found"
+LISTED = "children_listed"
+# Children indexed per transaction when a part stored before listing entries is first listed: each
+# takes its three entries and a check that it is unchanged (DynamoDB's limit is 100 actions).
+_INDEXED_PER_TRANSACTION = 25
 
 
 class Capability(StrEnum):
     READ_ONLY = "READ_ONLY"
     READ_WRITE = "READ_WRITE"
+
+
+class ListingOrder(StrEnum):
+    """The orders children are indexed in: NAME and CREATED ascending, UPDATED read backwards (newest first)."""
+
+    NAME = "N"
+    CREATED = "C"
+    UPDATED = "U"
 
 
 def _table() -> Any:
@@ -58,12 +76,16 @@ def _path_part_key(tenant_id: str, path_part_id: str) -> dict[str, str]:
 
 
 def _path_part_item(part: PathPart) -> dict[str, Any]:
-    return {**_path_part_key(part.tenant_id, part.path_part_id), **part.model_dump(mode="json")}
+    """A new part keeps listing entries and counts of its children from the start."""
+    return {**_path_part_key(part.tenant_id, part.path_part_id), **part.model_dump(mode="json"), LISTED: True}
+
+
+def _object_key(part: PathPart) -> dict[str, str]:
+    return {"pk": _pk(part.tenant_id), "sk": f"OBJECT#{part.metadata_obj_id}"}
 
 
 def _object_item(part: PathPart) -> dict[str, Any]:
-    return {"pk": _pk(part.tenant_id), "sk": f"OBJECT#{part.metadata_obj_id}",
-            "path_part_id": part.path_part_id, "part_type": part.part_type.value}
+    return {**_object_key(part), "path_part_id": part.path_part_id, "part_type": part.part_type.value}
 
 
 def name_key(name: str) -> str:
@@ -80,6 +102,16 @@ def name_key(name: str) -> str:
     return f"{prefix}\x00{hashlib.sha256(name.encode()).hexdigest()}"
 
 
+def name_order(name: str) -> tuple[str, str]:
+    """The API's NAME order among siblings: case-insensitive first, then the exact name."""
+    return name.casefold(), name
+
+
+def name_is_cut(name: str) -> bool:
+    """Whether `name_key` holds only part of the case-folded name (then keys may misorder it)."""
+    return len(name.casefold().encode()) > NAME_KEY_PREFIX_BYTES
+
+
 def _child_name_key(tenant_id: str, parent_id: str | None, name: str) -> dict[str, str]:
     return {"pk": _pk(tenant_id), "sk": f"CHILDNAME#{parent_id}#{name_key(name)}"}
 
@@ -90,6 +122,31 @@ def _name_claim_key(part: PathPart) -> dict[str, str]:
 
 def _name_claim_item(part: PathPart) -> dict[str, Any]:
     return {**_name_claim_key(part), "path_part_id": part.path_part_id}
+
+
+def count_attribute(part_type: PartType) -> str:
+    """The parent's attribute that counts its children of one part type."""
+    return f"children_{part_type.value}"
+
+
+def listed_prefix(parent_id: str, part_type: PartType, order: ListingOrder) -> str:
+    return f"LISTED#{parent_id}#{part_type.value}#{order.value}#"
+
+
+def _listed_keys(part: PathPart, updated_at: datetime | None = None) -> list[dict[str, str]]:
+    """A child's entry keys, NAME first; `updated_at` stands in for the part's own (a document's new version)."""
+    def key(order: ListingOrder, suffix: str) -> dict[str, str]:
+        return {"pk": _pk(part.tenant_id), "sk": listed_prefix(str(part.parent_id), part.part_type, order) + suffix}
+    return [key(ListingOrder.NAME, name_key(part.name)),
+            key(ListingOrder.CREATED, f"{clock.iso(part.created_at)}#{part.path_part_id}"),
+            key(ListingOrder.UPDATED, f"{clock.iso(updated_at or part.updated_at)}#{part.path_part_id}")]
+
+
+def _listed_items(part: PathPart) -> list[dict[str, Any]]:
+    """Name entries carry the name: names that share a key prefix are ordered by it."""
+    name_entry, *time_entries = _listed_keys(part)
+    return [{**name_entry, "path_part_id": part.path_part_id, "name": part.name},
+            *({**key, "path_part_id": part.path_part_id} for key in time_entries)]
 
 
 # Folders and documents nest at most this deep below the root. It bounds every path, and so the
@@ -120,11 +177,31 @@ def root_folder_items(tenant_id: str, user_id: str, now: str) -> tuple[list[dict
 
 
 def _from_item(item: dict[str, Any] | None) -> PathPart | None:
-    return PathPart.model_validate(item) if item else None
+    """A part being deleted is gone for its readers already."""
+    return PathPart.model_validate(item) if item and "deleting" not in item else None
+
+
+def _under_deletion(part: PathPart) -> bool:
+    """Whether an ancestor is being deleted: one batched read of the lineage (root first, at most 51 parts)."""
+    if not part.ancestor_ids:
+        return False
+    keys = [_path_part_key(part.tenant_id, pp) for pp in part.ancestor_ids]
+    ancestors = aws.batch_get(_table(), keys, consistent=True)
+    return len(ancestors) < len(keys) or any("deleting" in item for item in ancestors)
+
+
+def _alive(part: PathPart | None) -> PathPart | None:
+    """Creates under a deep descendant of a deleted part are 404 at once, as gets of it are.
+
+    A create that passes this check while the delete starts commits only if its parent is not
+    marked yet, and then the delete's walk finds the new part (see `fence`) and removes it.
+    """
+    return None if part is None or _under_deletion(part) else part
 
 
 def get_path_part(tenant_id: str, path_part_id: str) -> PathPart | None:
-    return _from_item(_table().get_item(Key=_path_part_key(tenant_id, path_part_id)).get("Item"))
+    item = _table().get_item(Key=_path_part_key(tenant_id, path_part_id), ConsistentRead=True).get("Item")
+    return _alive(_from_item(item))
 
 
 def child_named(parent: PathPart, name: str) -> PathPart | None:
@@ -139,9 +216,10 @@ def _batch_get(tenant_id: str, sort_keys: Iterable[str]) -> list[dict[str, Any]]
     return aws.batch_get(_table(), [{"pk": _pk(tenant_id), "sk": sk} for sk in sort_keys], consistent=True)
 
 
-def get_path_parts(tenant_id: str, path_part_ids: Iterable[str]) -> dict[str, PathPart]:
+def get_path_parts(tenant_id: str, path_part_ids: Iterable[str], *, deleting: bool = False) -> dict[str, PathPart]:
+    """Parts by id; `deleting`: also those being deleted (the delete's own walk)."""
     items = _batch_get(tenant_id, (f"PATHPART#{pp}" for pp in path_part_ids))
-    parts = (PathPart.model_validate(item) for item in items)
+    parts = (PathPart.model_validate(item) for item in items if deleting or "deleting" not in item)
     return {part.path_part_id: part for part in parts}
 
 
@@ -152,73 +230,38 @@ def get_by_object_ids(tenant_id: str, object_ids: Iterable[str]) -> dict[str, Pa
     return {part.metadata_obj_id: part for part in parts.values()}
 
 
+def child_claims(tenant_id: str, parent_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """The name claims of a part's direct children (keys and `path_part_id`), read consistently: a delete
+    must see every child committed before it fenced the parent."""
+    query: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(_pk(tenant_id))
+                             & Key("sk").begins_with(f"CHILDNAME#{parent_id}#"),
+                             "ProjectionExpression": "pk, sk, path_part_id", "ConsistentRead": True}
+    return aws.query(_table(), query, limit)
+
+
 def children(tenant_id: str, parent_ids: Sequence[str]) -> list[PathPart]:
-    """The direct children of the given parts, read through their name claims.
-
-    Reads are strongly consistent: a delete must see every child committed before it fenced the parent.
-    """
-    path_part_ids: list[str] = []
-    for parent_id in parent_ids:
-        query: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(_pk(tenant_id))
-                                 & Key("sk").begins_with(f"CHILDNAME#{parent_id}#"),
-                                 "ProjectionExpression": "path_part_id", "ConsistentRead": True}
-        path_part_ids.extend(item["path_part_id"] for item in aws.query(_table(), query))
-    return list(get_path_parts(tenant_id, path_part_ids).values())
+    """The direct children of the given parts, read through their name claims."""
+    ids = [claim["path_part_id"] for parent_id in parent_ids for claim in child_claims(tenant_id, parent_id)]
+    return list(get_path_parts(tenant_id, ids).values())
 
 
-def _containers(parts: Iterable[PathPart]) -> list[PathPart]:
+def containers(parts: Iterable[PathPart]) -> list[PathPart]:
     """The parts that can have children: folders and documents (versions are leaves)."""
     return [p for p in parts if p.part_type != PartType.DOCUMENT_VERSION]
 
 
-def descendants(part: PathPart, max_depth: int | None = None) -> list[PathPart]:
-    """Everything under a part, level by level (one query per part with children, batched reads)."""
+def descendants(part: PathPart, max_depth: int | None = None, kinds: set[PartType] | None = None) -> list[PathPart]:
+    """Everything under a part, level by level (one query per part with children, batched reads).
+
+    `kinds` limits the walk to parts of those types (and what lies under them)."""
     found: list[PathPart] = []
     level, depth = [part], 0
     while level and (max_depth is None or depth < max_depth):
-        level = children(part.tenant_id, [p.path_part_id for p in _containers(level)])
+        level = [p for p in children(part.tenant_id, [p.path_part_id for p in containers(level)])
+                 if kinds is None or p.part_type in kinds]
         found.extend(level)
         depth += 1
     return found
-
-
-def _mark_deleting(part: PathPart) -> None:
-    """Creates under the part fail from now on; a part already gone stays gone (no stub item)."""
-    try:
-        _table().update_item(Key=_path_part_key(part.tenant_id, part.path_part_id),
-                             UpdateExpression="SET deleting = :yes", ConditionExpression="attribute_exists(pk)",
-                             ExpressionAttributeValues={":yes": True})
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-            raise
-
-
-def fence_subtree(part: PathPart) -> list[PathPart]:
-    """Mark the part and every folder and document under it as being deleted, top down; return the subtree.
-
-    Each level is marked before its children are read. A create that committed before its parent
-    was marked is among the children read next (and is marked in turn); one that comes later fails
-    its check on the parent. So once this returns, the subtree it returns is all there will ever be.
-    """
-    found: list[PathPart] = []
-    level = [part]
-    while level:
-        containers = _containers(level)
-        for container in containers:
-            _mark_deleting(container)
-        found.extend(level)
-        level = children(part.tenant_id, [p.path_part_id for p in containers])
-    return found
-
-
-def delete_parts(parts: Sequence[PathPart]) -> None:
-    """Remove path parts with their object pointers and name claims (deepest first)."""
-    with _table().batch_writer() as batch:
-        for part in sorted(parts, key=lambda p: len(p.ancestor_ids), reverse=True):
-            batch.delete_item(Key=_path_part_key(part.tenant_id, part.path_part_id))
-            batch.delete_item(Key={"pk": _pk(part.tenant_id), "sk": f"OBJECT#{part.metadata_obj_id}"})
-            if part.parent_id is not None:
-                batch.delete_item(Key=_name_claim_key(part))
 
 
 def get_by_object_id(tenant_id: str, object_id: str, part_type: PartType) -> PathPart | None:
@@ -240,15 +283,31 @@ def open_part_check(parent: PathPart) -> dict[str, Any]:
                                "ConditionExpression": OPEN_PARENT, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
 
 
+def _counting_child(parent: PathPart, part_type: PartType) -> dict[str, Any]:
+    """`open_part_check` that also counts the new child on its parent."""
+    return {"Update": {"TableName": settings().table_name,
+                       "Key": _path_part_key(parent.tenant_id, parent.path_part_id),
+                       "UpdateExpression": "ADD #count :one", "ConditionExpression": OPEN_PARENT,
+                       "ExpressionAttributeNames": {"#count": count_attribute(part_type)},
+                       "ExpressionAttributeValues": {":one": 1}, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+
+
 def _write(parts: list[PathPart], parent_op: dict[str, Any], gone: str, conflict: str,
            also: Sequence[dict[str, Any]] = ()) -> None:
-    """New parts with their pointers and name claims, plus `also` (transaction items), all or nothing.
+    """New parts with their pointers, name claims and listing entries, plus `also` (transaction items),
+    all or nothing.
 
-    `parent_op` acts on the new parts' parent and fails when the parent is gone or being deleted:
-    then the create is 404 (`gone`), as if the delete had already finished. Anything else is `conflict`.
+    `parent_op` acts on the new parts' parent (counting the first part) and fails when the parent is
+    gone or being deleted: then the create is 404 (`gone`), as if the delete had already finished.
+    Anything else is `conflict`. A new part that is the parent of another counts it in its own item.
     """
-    items = [_path_part_item(p) for p in parts] + [_object_item(p) for p in parts]
-    items += [_name_claim_item(p) for p in parts if p.parent_id is not None]
+    counted = {p.path_part_id: _path_part_item(p) for p in parts}
+    for part in parts:
+        if part.parent_id in counted:
+            attribute = count_attribute(part.part_type)
+            counted[part.parent_id][attribute] = counted[part.parent_id].get(attribute, 0) + 1
+    items = [*counted.values(), *(_object_item(p) for p in parts)]
+    items += [item for p in parts if p.parent_id is not None for item in (_name_claim_item(p), *_listed_items(p))]
     table = _table()
     try:
         table.meta.client.transact_write_items(TransactItems=[
@@ -273,7 +332,7 @@ def _name_taken(name: str) -> str:
 
 def create_folder(principal: Principal, parent: PathPart, name: str) -> PathPart:
     folder = _new_part(parent, PartType.FOLDER, name, principal.user_id, clock.now())
-    _write([folder], open_part_check(parent), PARENT_GONE, _name_taken(name))
+    _write([folder], _counting_child(parent, PartType.FOLDER), PARENT_GONE, _name_taken(name))
     return folder
 
 
@@ -289,7 +348,8 @@ def new_document(principal: Principal, parent: PathPart, name: str, document_typ
 
 def store_document(parent: PathPart, document: PathPart, version: PathPart,
                    also: Sequence[dict[str, Any]] = ()) -> None:
-    _write([document, version], open_part_check(parent), PARENT_GONE, _name_taken(document.name), also)
+    _write([document, version], _counting_child(parent, PartType.DOCUMENT), PARENT_GONE, _name_taken(document.name),
+           also)
 
 
 def create_document(principal: Principal, parent: PathPart, name: str, document_type: DocumentType,
@@ -307,21 +367,190 @@ def new_version(principal: Principal, document: PathPart, active_version: PathPa
                      version=number)
 
 
+def _moved_updated_entry(document: PathPart, updated_at: datetime) -> list[dict[str, Any]]:
+    """Transaction items that move the document's UPDATED entry under its folder to its new time."""
+    old, new = _listed_keys(document)[2], _listed_keys(document, updated_at)[2]
+    if old == new:
+        return []
+    table_name = settings().table_name
+    return [{"Delete": {"TableName": table_name, "Key": old}},
+            {"Put": {"TableName": table_name, "Item": {**new, "path_part_id": document.path_part_id}}}]
+
+
 def store_version(document: PathPart, version: PathPart, document_type: DocumentType,
                   also: Sequence[dict[str, Any]] = ()) -> PathPart:
-    """Store a new version and make it the document's active one, unless another upload got there first."""
+    """Store a new version and make it the document's active one, unless another upload got there first.
+
+    The document's `updated_at` changes, so its UPDATED listing entry moves in the same transaction.
+    """
     activate = {"Update": {
         "TableName": settings().table_name, "Key": _path_part_key(document.tenant_id, document.path_part_id),
-        "UpdateExpression": "SET active_version_id = :new, updated_at = :now, document_type = :type",
+        "UpdateExpression": "SET active_version_id = :new, updated_at = :now, document_type = :type ADD #count :one",
         "ConditionExpression": f"{OPEN_PARENT} AND active_version_id = :current",
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        "ExpressionAttributeNames": {"#count": count_attribute(PartType.DOCUMENT_VERSION)},
         "ExpressionAttributeValues": {":new": version.metadata_obj_id, ":current": document.active_version_id,
-                                      ":now": clock.iso(version.created_at), ":type": document_type.value},
+                                      ":now": clock.iso(version.created_at), ":type": document_type.value,
+                                      ":one": 1},
     }}
     _write([version], activate, "Document not found", "Another version of this document was uploaded meanwhile; retry",
-           also)
+           [*_moved_updated_entry(document, version.created_at), *also])
     return document.model_copy(update={"active_version_id": version.metadata_obj_id,
                                        "updated_at": version.created_at, "document_type": document_type})
+
+
+# --- Listings ---
+
+def listing_state(part: PathPart) -> dict[str, Any]:
+    """The part's children counts and whether its children are indexed (`LISTED`), read consistently;
+    empty if the part is gone."""
+    names = {f"#a{i}": name for i, name in enumerate(["pk", LISTED, *(count_attribute(t) for t in PartType)])}
+    item = _table().get_item(Key=_path_part_key(part.tenant_id, part.path_part_id), ConsistentRead=True,
+                             ProjectionExpression=", ".join(names), ExpressionAttributeNames=names).get("Item")
+    return item or {}
+
+
+def children_count(state: dict[str, Any], part_types: Iterable[PartType]) -> int:
+    return sum(int(state.get(count_attribute(t), 0)) for t in part_types)
+
+
+def listed_entries(tenant_id: str, prefix: str, count: int | None, *, forward: bool = True,
+                   after: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Up to `count` listing entries under a key prefix, in key order (backwards unless `forward`)."""
+    query: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(_pk(tenant_id)) & Key("sk").begins_with(prefix),
+                             "ScanIndexForward": forward}
+    if after is not None:
+        query["ExclusiveStartKey"] = {"pk": after["pk"], "sk": after["sk"]}
+    return aws.query(_table(), query, count)
+
+
+def _index_batch(items: Sequence[dict[str, Any]]) -> bool:
+    """Entries of children that exist unchanged (as read); False when one changed or went meanwhile."""
+    table_name = settings().table_name
+    actions: list[dict[str, Any]] = []
+    for item in items:
+        actions.append({"ConditionCheck": {
+            "TableName": table_name, "Key": {"pk": item["pk"], "sk": item["sk"]},
+            "ConditionExpression": "updated_at = :seen AND attribute_not_exists(deleting)",
+            "ExpressionAttributeValues": {":seen": item["updated_at"]}}})
+        actions.extend({"Put": {"TableName": table_name, "Item": entry}}
+                       for entry in _listed_items(PathPart.model_validate(item)))
+    try:
+        _table().meta.client.transact_write_items(TransactItems=actions)
+    except ClientError as error:
+        if not aws.failed_conditions(error):
+            raise
+        return False
+    return True
+
+
+def index_children(part: PathPart, attempts: int = 5) -> bool:
+    """Give a part stored before listing entries existed its children's entries and counts, once.
+
+    The counts are set only if they are still what was read before the children were: a create or
+    delete meanwhile (each ADDs to them) makes this start again, and so does a child that changed
+    while its entries were written. Two listings may index at once: entries are the same items, and
+    only one sets the counts. False if the part kept changing: the caller lists it the old way.
+    """
+    for _ in range(attempts):
+        state = listing_state(part)
+        if not state or state.get(LISTED):
+            return bool(state)
+        claims = child_claims(part.tenant_id, part.path_part_id)
+        kids = [i for i in _batch_get(part.tenant_id, (f"PATHPART#{c['path_part_id']}" for c in claims))
+                if "deleting" not in i]
+        batches = [kids[i:i + _INDEXED_PER_TRANSACTION] for i in range(0, len(kids), _INDEXED_PER_TRANSACTION)]
+        if not all([_index_batch(batch) for batch in batches]):
+            continue
+        counts = {count_attribute(t): sum(1 for k in kids if k["part_type"] == t.value) for t in PartType}
+        names = {f"#c{i}": name for i, name in enumerate(counts)}
+        values: dict[str, Any] = {f":c{i}": value for i, value in enumerate(counts.values())}
+        unchanged = [f"attribute_not_exists(#c{i})" if name not in state else f"#c{i} = :was{i}"
+                     for i, name in enumerate(counts)]
+        values.update({f":was{i}": state[name] for i, name in enumerate(counts) if name in state})
+        try:
+            _table().update_item(
+                Key=_path_part_key(part.tenant_id, part.path_part_id),
+                UpdateExpression="SET #listed = :yes, " + ", ".join(f"#c{i} = :c{i}" for i in range(len(counts))),
+                ConditionExpression=" AND ".join(["attribute_exists(pk)", "attribute_not_exists(#listed)",
+                                                  *unchanged]),
+                ExpressionAttributeNames={**names, "#listed": LISTED}, ExpressionAttributeValues={**values,
+                                                                                                  ":yes": True})
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            continue
+        return True
+    return bool(listing_state(part).get(LISTED))
+
+
+# --- Deletes ---
+
+def detach(part: PathPart) -> None:
+    """Take a part out of its parent at once: mark it `deleting`, drop its name claim and listing entries
+    and its parent's count of it, all or nothing. A second delete of the same part is 404."""
+    assert part.parent_id is not None
+    table_name = settings().table_name
+    try:
+        _table().meta.client.transact_write_items(TransactItems=[
+            {"Update": {"TableName": table_name, "Key": _path_part_key(part.tenant_id, part.path_part_id),
+                        "UpdateExpression": "SET deleting = :yes", "ConditionExpression": OPEN_PARENT,
+                        "ExpressionAttributeValues": {":yes": True}}},
+            {"Update": {"TableName": table_name, "Key": _path_part_key(part.tenant_id, part.parent_id),
+                        "UpdateExpression": "ADD #count :minus", "ConditionExpression": "attribute_exists(pk)",
+                        "ExpressionAttributeNames": {"#count": count_attribute(part.part_type)},
+                        "ExpressionAttributeValues": {":minus": -1}}},
+            {"Delete": {"TableName": table_name, "Key": _name_claim_key(part)}},
+            *({"Delete": {"TableName": table_name, "Key": key}} for key in _listed_keys(part)),
+        ])
+    except ClientError as error:
+        if not aws.failed_conditions(error):
+            raise
+        raise NotFound(f"{part.part_type.value.replace('_', ' ').capitalize()} not found") from error
+
+
+def fence(parts: Iterable[PathPart]) -> None:
+    """Mark folders and documents `deleting` before their children are read: a create that committed before
+    is among the children read next, and one that comes later fails its check on the parent. A part
+    already gone stays gone (no stub item)."""
+    for part in containers(parts):
+        try:
+            _table().update_item(Key=_path_part_key(part.tenant_id, part.path_part_id),
+                                 UpdateExpression="SET deleting = :yes", ConditionExpression="attribute_exists(pk)",
+                                 ExpressionAttributeValues={":yes": True})
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+
+def remove(parts: Sequence[PathPart]) -> None:
+    """Remove parts whose children are gone: entries, pointers and items first, name claims last.
+
+    The claims are how a delete finds parts, so a removal cut short is found and finished again
+    (a claim whose part is gone is all that can be left, see `drop_claims`).
+    """
+    with _table().batch_writer() as batch:
+        for part in parts:
+            if part.parent_id is not None:
+                for key in _listed_keys(part):
+                    batch.delete_item(Key=key)
+            batch.delete_item(Key=_object_key(part))
+            batch.delete_item(Key=_path_part_key(part.tenant_id, part.path_part_id))
+    drop_claims(parts)
+
+
+def drop_claims(parts: Iterable[PathPart]) -> None:
+    with _table().batch_writer() as batch:
+        for part in parts:
+            if part.parent_id is not None:
+                batch.delete_item(Key=_name_claim_key(part))
+
+
+def drop_claim_items(claims: Iterable[dict[str, Any]]) -> None:
+    """Claims left by a removal cut short after their parts went (see `remove`)."""
+    with _table().batch_writer() as batch:
+        for claim in claims:
+            batch.delete_item(Key={"pk": claim["pk"], "sk": claim["sk"]})
 
 
 def grants(principal: Principal) -> dict[str, Capability]:

@@ -1,23 +1,21 @@
-"""Listing a part's children and deleting whole subtrees.
+"""Pages of a part's children, in the API's sort orders.
 
 A part that a principal can read has only readable descendants (grants cover subtrees), so
-listings check the parent once. Deleting a folder or document removes everything under it:
-path parts, pointers, name claims, grants, ingestion records, chunks and every stored file
-version. It is refused while a PENDING or RUNNING workflow run has a part of the subtree as
-an output, since the runner is writing there; outputs above the subtree are left to the user.
-Before it removes anything, a delete fences the subtree (`store.fence_subtree`): creates under
-it are 404 from then on, and whatever was created before is found and deleted with it.
+listings check the parent once. Direct children (max_depth 1) are read from their listing
+entries (`store.listed_entries`): one query per part type reads the page's entries (and those
+before it, for an offset), then one batched read gets their parts, so a page costs the same
+in a folder of ten children or of a million. `total` is the parent's maintained counts. Deeper
+listings read the whole subtree down to max_depth and sort it in memory.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
-from ksflow.errors import Conflict
-from ksflow.ingestion import service as ingestion
-from ksflow.knowledge import permissions, store
+from ksflow.knowledge import store
 from ksflow.knowledge.models import PartType, PathPart
-from ksflow.workflows import runs
+from ksflow.knowledge.store import ListingOrder
 
 
 class SortOrder(StrEnum):
@@ -29,34 +27,78 @@ class SortOrder(StrEnum):
     CREATED_AT = "CREATED_AT"
 
 
+_INDEXED_ORDER = {SortOrder.LOGICAL: ListingOrder.NAME, SortOrder.NAME: ListingOrder.NAME,
+                  SortOrder.CREATED_AT: ListingOrder.CREATED, SortOrder.UPDATED_AT: ListingOrder.UPDATED}
+_CHILD_TYPES = {PartType.FOLDER: [PartType.FOLDER, PartType.DOCUMENT], PartType.DOCUMENT: [PartType.DOCUMENT_VERSION],
+                PartType.DOCUMENT_VERSION: []}
+
+
 def sort(parts: list[PathPart], order: SortOrder) -> list[PathPart]:
     """NAME orders by materialized path, so deeper listings show each parent before its children."""
     if order == SortOrder.UPDATED_AT:
         return sorted(parts, key=lambda p: (p.updated_at, p.path_part_id), reverse=True)
     if order == SortOrder.CREATED_AT:
         return sorted(parts, key=lambda p: (p.created_at, p.path_part_id))
-    return sorted(parts, key=lambda p: (p.materialized_path.casefold(), p.materialized_path))
+    return sorted(parts, key=lambda p: store.name_order(p.materialized_path))
 
 
-def listing(parent: PathPart, max_depth: int, order: SortOrder, kinds: set[PartType] | None = None) -> list[PathPart]:
-    parts = store.descendants(parent, max_depth)
-    return sort([p for p in parts if kinds is None or p.part_type in kinds], order)
+def page(parent: PathPart, max_depth: int, order: SortOrder, kinds: set[PartType] | None, limit: int,
+         offset: int) -> tuple[list[PathPart], int]:
+    """One page of the parent's descendants of the given kinds (all if None), and how many there are."""
+    types = [t for t in _CHILD_TYPES[parent.part_type] if kinds is None or t in kinds]
+    if max_depth == 1:
+        state = store.listing_state(parent)
+        if not state.get(store.LISTED) and store.index_children(parent):
+            state = store.listing_state(parent)
+        if state.get(store.LISTED):
+            ids = _first_entries(parent, types, _INDEXED_ORDER[order], offset + limit)[offset:offset + limit]
+            parts = store.get_path_parts(parent.tenant_id, ids)
+            return [parts[pp] for pp in ids if pp in parts], store.children_count(state, types)
+    # Deeper listings, and a part whose children could not be indexed (they kept changing).
+    found = sort([p for p in store.descendants(parent, max_depth) if kinds is None or p.part_type in kinds], order)
+    return found[offset:offset + limit], len(found)
 
 
-def _refuse_while_runs_write_to(part: PathPart) -> None:
-    """Checked before the fence, so a refused delete leaves the subtree open to creates."""
-    ids = {part.path_part_id, *(p.path_part_id for p in store.descendants(part))}
-    blocking = runs.open_runs_writing_to(part.tenant_id, ids)
-    if blocking:
-        raise Conflict(f"{len(blocking)} workflow run(s) still PENDING or RUNNING write to {part.materialized_path}"
-                       f" or below (run {blocking[0].id}); wait for them to end or cancel them")
+def _name_prefix(entry: dict[str, Any], prefix: str) -> str:
+    """The case-folded name prefix a NAME entry's key holds (see `store.name_key`)."""
+    return str(entry["sk"])[len(prefix):].split("\x00", 1)[0]
 
 
-def delete_subtree(part: PathPart) -> None:
-    """Data first, path parts last: a delete cut short leaves a fenced part that can be deleted again."""
-    _refuse_while_runs_write_to(part)
-    subtree = store.fence_subtree(part)
-    versions = [p.metadata_obj_id for p in subtree if p.part_type == PartType.DOCUMENT_VERSION]
-    ingestion.discard(part.tenant_id, versions)
-    permissions.delete_for_path_parts(part.tenant_id, {p.path_part_id for p in subtree})
-    store.delete_parts(subtree)
+def _with_name_ties(tenant_id: str, prefix: str, entries: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """`entries` (the first count + 1 in key order), plus every later entry that may precede one of them.
+
+    Keys order names exactly except among names whose keys share a prefix: names equal but for
+    case, and names cut at `NAME_KEY_PREFIX_BYTES` (a cut name may belong after a longer key that
+    extends its prefix). Such an entry can be overtaken only by later keys that start with its
+    prefix, and then the entry after the first `count` does too: those keys are read as well.
+    """
+    if len(entries) <= count:
+        return entries
+    following = _name_prefix(entries[-1], prefix)
+    # A cut name may be overtaken by any key extending its prefix; an exact one only by its case variants.
+    anchors = [name_prefix if store.name_is_cut(e["name"]) else name_prefix + "\x00"
+               for e in entries[:-1] for name_prefix in [_name_prefix(e, prefix)]
+               if name_prefix == following or (store.name_is_cut(e["name"]) and following.startswith(name_prefix))]
+    if not anchors:
+        return entries
+    return entries + store.listed_entries(tenant_id, prefix + min(anchors, key=len), None, after=entries[-1])
+
+
+def _first_entries(parent: PathPart, types: list[PartType], order: ListingOrder, count: int) -> list[str]:
+    """Ids of the parent's first `count` children of the given types, in the order asked.
+
+    Each type's entries are read in key order; names are then ordered by the name itself, times by
+    key (time, then id, as the in-memory sort does), and the types merged.
+    """
+    ranked: list[tuple[Any, str]] = []
+    for part_type in types:
+        prefix = store.listed_prefix(parent.path_part_id, part_type, order)
+        if order == ListingOrder.NAME:
+            entries = _with_name_ties(parent.tenant_id, prefix,
+                                      store.listed_entries(parent.tenant_id, prefix, count + 1), count)
+            ranked.extend((store.name_order(e["name"]), e["path_part_id"]) for e in entries)
+        else:
+            entries = store.listed_entries(parent.tenant_id, prefix, count, forward=order == ListingOrder.CREATED)
+            ranked.extend((str(e["sk"])[len(prefix):], e["path_part_id"]) for e in entries)
+    ranked.sort(key=lambda rank_and_id: rank_and_id[0], reverse=order == ListingOrder.UPDATED)
+    return [path_part_id for _, path_part_id in ranked[:count]]

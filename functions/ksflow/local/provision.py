@@ -26,7 +26,7 @@ DOCUMENTS_BUCKET = "ksflow-documents"
 SECRETS_KEY_ALIAS = "alias/ksflow-webhook-secrets"
 DOCUMENTS_KEY_ALIAS = "alias/ksflow-documents"
 FUNCTION_TIMEOUTS = {"Api": 30, "Dispatcher": 120, "RunFailure": 30, "Expiry": 30, "Reconcile": 30, "Ingest": 300,
-                     "IngestionFailure": 30, "ScheduleFire": 30}
+                     "IngestionFailure": 30, "ScheduleFire": 30, "DeleteBatch": 120}
 
 
 def _placeholder_code() -> bytes:
@@ -120,6 +120,8 @@ def provision(session: boto3.Session | None = None, *, allow_loopback_runners: b
                                  catalog.RUN_STATE_MACHINE_SUBSTITUTIONS, arns, role_arn)
     ingestion_machine_arn = _state_machine(sfn, "ksflow-ingestion", catalog.INGESTION_STATE_MACHINE_FILE,
                                            catalog.INGESTION_STATE_MACHINE_SUBSTITUTIONS, arns, role_arn)
+    deletion_machine_arn = _state_machine(sfn, "ksflow-deletion", catalog.DELETION_STATE_MACHINE_FILE,
+                                          catalog.DELETION_STATE_MACHINE_SUBSTITUTIONS, arns, role_arn)
     scheduler.create_schedule_group(Name=SCHEDULER_GROUP)
     scheduler.create_schedule_group(Name=DEFINITION_SCHEDULE_GROUP)
     sqs = session.client("sqs")
@@ -137,6 +139,7 @@ def provision(session: boto3.Session | None = None, *, allow_loopback_runners: b
         "EXPIRY_GRACE_SECONDS": str(expiry_grace_seconds),
         "DOCUMENTS_BUCKET": DOCUMENTS_BUCKET,
         "INGESTION_STATE_MACHINE_ARN": ingestion_machine_arn,
+        "DELETION_STATE_MACHINE_ARN": deletion_machine_arn,
         "SCHEDULE_GROUP_NAME": DEFINITION_SCHEDULE_GROUP,
         "SCHEDULE_FUNCTION_ARN": arns["ScheduleFire"],
         "SCHEDULE_ROLE_ARN": _role(iam, "ksflow-local-definition-schedules"),

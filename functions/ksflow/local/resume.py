@@ -7,7 +7,8 @@ has none by that name; a run waiting out a retry's backoff is dispatched at once
 attempt's expiry schedule is recreated. A run whose deadline passed is failed with the
 reason. An open ingestion's execution is started again; its tasks take over the record
 because they belong to the same execution name. Scheduled definitions get their schedule
-back (from now on: occurrences missed while stopped are not made up, as in Scheduler).
+back (from now on: occurrences missed while stopped are not made up, as in Scheduler). A
+background deletion starts again from the top of each subtree still being deleted.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from botocore.exceptions import ClientError
 
 from ksflow import aws, clock
 from ksflow.config import settings
+from ksflow.deletion import executions as deletion_executions
 from ksflow.ingestion import executions as ingestion_executions
 from ksflow.ingestion.models import OPEN_STATUSES as OPEN_INGESTION_STATUSES
 from ksflow.ingestion.models import Ingestion
+from ksflow.knowledge.models import PathPart
 from ksflow.orchestration import executions
 from ksflow.schedules import scheduler
 from ksflow.schedules.recurrence import Cadence
@@ -40,16 +43,18 @@ class Resumed:
     failed: list[str] = field(default_factory=list)
     ingestions: list[str] = field(default_factory=list)
     schedules: list[str] = field(default_factory=list)
+    deletions: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.redispatched or self.failed or self.ingestions or self.schedules)
+        return bool(self.redispatched or self.failed or self.ingestions or self.schedules or self.deletions)
 
 
 def _open_items() -> list[dict[str, Any]]:
-    """Open runs and ingestions, and scheduled definitions."""
+    """Open runs and ingestions, scheduled definitions, and path parts being deleted."""
     statuses = [*run_store.OPEN_STATUSES, *(status.value for status in OPEN_INGESTION_STATUSES)]
     query: dict[str, Any] = {"FilterExpression": Attr("status").is_in(statuses)
-                             | Attr("schedule_cadence").is_in([cadence.value for cadence in Cadence]),
+                             | Attr("schedule_cadence").is_in([cadence.value for cadence in Cadence])
+                             | Attr("deleting").exists(),
                              "ConsistentRead": True}
     items: list[dict[str, Any]] = []
     while True:
@@ -93,8 +98,14 @@ def _resume_run(run: WorkflowRun, now: datetime, resumed: Resumed) -> None:
 def resume_open_work() -> Resumed:
     resumed = Resumed()
     now = clock.now()
-    for item in _open_items():
-        if item["sk"] == "RUN":
+    items = _open_items()
+    deleting = {item["path_part_id"] for item in items if item["sk"].startswith("PATHPART#")}
+    for item in items:
+        if item["sk"].startswith("PATHPART#"):
+            if item["parent_id"] not in deleting:
+                deletion_executions.start(PathPart.model_validate(item))
+                resumed.deletions.append(item["path_part_id"])
+        elif item["sk"] == "RUN":
             _resume_run(WorkflowRun.model_validate(item), now, resumed)
         elif item["sk"].startswith("INGESTION#"):
             ingestion = Ingestion.model_validate(item)
