@@ -114,6 +114,8 @@ def _pdf_range(blocks: files.Blocks, cursor: Cursor, limits: Limits, splitter: S
     reader, page_count = extract.open_pdf(blocks.seekable())
     pieces: list[_Piece] = []
     start = cursor.offset - cursor.page_offset  # of the cursor's page in the whole text
+    # A later range reads its first page again (the unfinished chunk starts there): it is not counted.
+    counted_from = cursor.page + (1 if cursor.offset else 0)
     for page in range(cursor.page, page_count):
         text = extract.page_text(reader, page)
         piece = (PAGE_SEPARATOR + text if start > 0 else text) if text else ""
@@ -121,7 +123,7 @@ def _pdf_range(blocks: files.Blocks, cursor: Cursor, limits: Limits, splitter: S
         write(splitter.feed(piece[cursor.page_offset:] if page == cursor.page else piece))
         start += len(piece)
         if page + 1 < page_count and splitter.index > cursor.index and (
-                page + 1 - cursor.page >= limits.pages or seconds_left() < TIME_RESERVE_SECONDS):
+                page + 1 - counted_from >= limits.pages or seconds_left() < TIME_RESERVE_SECONDS):
             return _resume_at(splitter.pending, pieces, page + 1, start, splitter.index)
     return None
 
