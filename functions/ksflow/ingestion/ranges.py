@@ -31,6 +31,7 @@ from ksflow.ingestion.extract import FileFormat
 # When less time than this is left, the invocation ends its range at the next page or block.
 TIME_RESERVE_SECONDS = 60.0
 PAGE_SEPARATOR = "\n\n"
+PDF_BLOCKS_KEPT = 8
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ def read_range(key: str, file_format: FileFormat, cursor: Cursor, limits: Limits
                seconds_left: Callable[[], float]) -> Cursor | None:
     """Chunk one range, handing chunks to `write` as they come; the next range's cursor, None at the end."""
     splitter = Splitter(index=cursor.index, offset=cursor.offset)
-    blocks = files.Blocks(key, limits.block_bytes)
+    # Text is read front to back, block after block; pypdf comes back to the cross-reference table and objects.
+    blocks = files.Blocks(key, limits.block_bytes, keep=PDF_BLOCKS_KEPT if file_format is FileFormat.PDF else 1)
     if file_format is FileFormat.PDF:
         following = _pdf_range(blocks, cursor, limits, splitter, write, seconds_left)
     else:
