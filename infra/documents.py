@@ -121,9 +121,10 @@ class Documents(Construct):
             settings=settings,
             code=code,
             handler=catalog.HANDLERS["Ingest"],
-            description="Reads an uploaded document version, extracts its text, chunks it and stores the chunks",
+            description="Reads a range of an uploaded document version, extracts its text, chunks it, stores the chunks",
             environment={"TABLE_NAME": data.table.table_name, "DOCUMENTS_BUCKET": self.bucket.bucket_name},
-            timeout=Duration.seconds(300),
+            # A range ends early when a minute is left (functions/ksflow/ingestion/ranges.py).
+            timeout=Duration.minutes(15),
             memory_size=2048,
         )
         # Ingestions and chunks live in the tenants' partitions; users and keys do not.

@@ -27,15 +27,18 @@ def _entered(events: list[dict[str, Any]]) -> list[str]:
     return [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]
 
 
-def test_success_is_one_state_and_one_invocation(aws_env: dict[str, str], tenant: CreatedTenant) -> None:
+ONE_RANGE = ["ExtractChunkAndStore", "MoreOfTheFile", "Done"]
+
+
+def test_a_small_file_is_one_range_and_one_invocation(aws_env: dict[str, str], tenant: CreatedTenant) -> None:
     lambda_runtime.invocations.clear()
     created = documents.ingest(tenant.root_path_part_id, "policy.md", documents.markdown(), tenant.api_key)
     final = documents.finished(created["workflow_id"], tenant.api_key)
     events = _history(aws_env, final["run_id"])
-    assert _entered(events) == ["ExtractChunkAndStore"]
+    assert _entered(events) == ONE_RANGE
     assert events[-1]["type"] == "ExecutionSucceeded"
     output = json.loads(events[-1]["executionSucceededEventDetails"]["output"])
-    assert output == {"status": "completed", "chunks": final["chunks_processed"]}
+    assert output == {"status": "completed", "chunks": final["chunks_processed"], "cursor": None}
     assert lambda_runtime.invocations == {"ksflow-Ingest": 1}
 
 
@@ -47,9 +50,10 @@ def test_unreadable_file_is_recorded_by_the_task_itself(aws_env: dict[str, str],
     assert final["status"] == "failed" and final["error"].startswith("The DOCX file could not be read")
     assert final["execution_status"] == "FAILED"
     events = _history(aws_env, final["run_id"])
-    assert _entered(events) == ["ExtractChunkAndStore"]
+    assert _entered(events) == ONE_RANGE
     assert events[-1]["type"] == "ExecutionSucceeded"
-    assert json.loads(events[-1]["executionSucceededEventDetails"]["output"]) == {"status": "failed", "chunks": None}
+    assert json.loads(events[-1]["executionSucceededEventDetails"]["output"]) == {
+        "status": "failed", "chunks": None, "cursor": None}
     assert lambda_runtime.invocations == {"ksflow-Ingest": 1}
 
 

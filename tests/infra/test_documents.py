@@ -60,7 +60,7 @@ def test_bucket_is_versioned_private_kms_encrypted_and_logged(request: pytest.Fi
 def test_ingest_function_reads_only_uploads(dev: Synth) -> None:
     bucket_id, _ = _documents_bucket(dev)
     _, ingest = function(dev.template, "ingest")
-    assert ingest["Properties"]["Timeout"] == 300 and ingest["Properties"]["MemorySize"] == 2048
+    assert ingest["Properties"]["Timeout"] == 900 and ingest["Properties"]["MemorySize"] == 2048
     assert ingest["Properties"]["Environment"]["Variables"]["DOCUMENTS_BUCKET"] == ref(bucket_id)
     statements = role_statements(dev.template, function_role(dev.template, "ingest"))
     assert _objects(allowed(statements, "s3:GetObject"), bucket_id)

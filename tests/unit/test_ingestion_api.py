@@ -109,9 +109,12 @@ def test_rerun_replaces_chunks_with_the_same_count(tenant: CreatedTenant) -> Non
     version_id, workflow_id = created["document_version_id"], created["workflow_id"]
     count = documents.finished(workflow_id, tenant.api_key)["chunks_processed"]
     before = [(c["sk"], c["text"]) for c in _chunks(tenant, version_id)]
-    # A chunk left over by some earlier run must not survive a rerun.
-    aws.table(os.environ["TABLE_NAME"]).put_item(Item={"pk": f"TENANT#{tenant.tenant_id}",
-                                                       "sk": f"CHUNK#{version_id}#000999", "text": "stale"})
+    # A chunk left over by a longer earlier attempt, which raised the extent, must not survive a rerun.
+    table = aws.table(os.environ["TABLE_NAME"])
+    table.put_item(Item={"pk": f"TENANT#{tenant.tenant_id}#CHUNKS#{version_id}#0", "sk": f"CHUNK#{count:09d}",
+                         "text": "stale"})
+    table.update_item(Key=ingestion_store.key(tenant.tenant_id, version_id), UpdateExpression="SET chunk_extent = :e",
+                      ExpressionAttributeValues={":e": count + 1})
     assert call_api("POST", f"/v1/workflows/document_versions/{workflow_id}", api_key=tenant.api_key).status == 200
     again = documents.finished(workflow_id, tenant.api_key)
     assert again["status"] == "completed" and again["chunks_processed"] == count

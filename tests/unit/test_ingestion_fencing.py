@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from boto3.dynamodb.conditions import Key
 
-from ksflow import aws
 from ksflow.identity.models import CreatedTenant
 from ksflow.ingestion import chunking, failure, pipeline, store
-from ksflow.ingestion.models import Activity
+from ksflow.ingestion.models import Activity, Ingestion
 from tests import documents
 from tests.conftest import call_api, wait_for
 
@@ -40,8 +37,8 @@ def paused(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator
             state.release.wait(30)
         return recorded
 
-    def recording(tenant_id: str, version_id: str, execution_name: str) -> dict[str, Any]:
-        state.results[execution_name] = ingest(tenant_id, version_id, execution_name)
+    def recording(tenant_id: str, version_id: str, execution_name: str, *rest: Any) -> dict[str, Any]:
+        state.results[execution_name] = ingest(tenant_id, version_id, execution_name, *rest)
         return state.results[execution_name]
 
     monkeypatch.setattr(store, "record_activity", pausing)
@@ -52,9 +49,18 @@ def paused(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 def _stored_chunks(tenant: CreatedTenant, version_id: str) -> list[dict[str, Any]]:
     """Every chunk item of the version as the table holds it."""
-    return list(aws.table(os.environ["TABLE_NAME"]).query(
-        KeyConditionExpression=Key("pk").eq(f"TENANT#{tenant.tenant_id}")
-        & Key("sk").begins_with(f"CHUNK#{version_id}#"), ConsistentRead=True)["Items"])
+    return store.list_chunks(tenant.tenant_id, version_id)
+
+
+def _replace_chunks(ingestion: Ingestion, chunks: list[chunking.Chunk]) -> bool:
+    """Write an attempt's chunks as its task does; False once it is fenced out."""
+    writer = store.ChunkWriter(ingestion)
+    try:
+        writer.write(chunks)
+        writer.finish(len(chunks))
+    except store.Superseded:
+        return False
+    return True
 
 
 def test_a_cancelled_attempt_writes_nothing_once_it_was_rerun(tenant: CreatedTenant, paused: Paused) -> None:
@@ -73,7 +79,8 @@ def test_a_cancelled_attempt_writes_nothing_once_it_was_rerun(tenant: CreatedTen
 
     # The cancelled attempt resumes where it stopped: it stores nothing and ends nothing.
     paused.release.set()
-    assert wait_for(lambda: paused.results.get(f"{workflow_id}-1")) == {"status": "skipped", "chunks": None}
+    assert wait_for(lambda: paused.results.get(f"{workflow_id}-1")) == {
+        "status": "skipped", "chunks": None, "cursor": None}
     assert _stored_chunks(tenant, version_id) == chunks
     assert failure.record_failure(tenant.tenant_id, version_id, f"{workflow_id}-1", {"Error": "Late"}) is False
     after = documents.detail(workflow_id, tenant.api_key)
@@ -96,9 +103,9 @@ def test_only_the_current_attempt_writes_while_two_are_inside_their_chunk_writes
 
     longer = chunking.split(documents.text(1500).decode())
     assert len(longer) > 100  # more than one transaction's worth
-    assert store.replace_chunks(stale, longer) is False
+    assert _replace_chunks(stale, longer) is False
     assert {c["attempt"] for c in _stored_chunks(tenant, version_id)} == {1}
-    assert store.replace_chunks(current, longer) is True
+    assert _replace_chunks(current, longer) is True
     stored = _stored_chunks(tenant, version_id)
     assert [(c["index"], c["attempt"]) for c in stored] == [(i, 2) for i in range(len(longer))]
 

@@ -100,22 +100,27 @@ def _content_item(version: PathPart, chunk: store.StoredChunk) -> ChunkContentIt
 
 def chunk_page(principal: Principal, version_id: str, content_type: ContentType | None, offset: int,
                limit: int) -> tuple[list[ChunkContentItem], int]:
-    """One page of the version's chunks in order, and how many there are (one query per page)."""
+    """One page of the version's chunks in order, and how many there are (a query per block of 100 chunks
+    the page touches: one or two)."""
     version = _readable(principal, version_id, PartType.DOCUMENT_VERSION, "Document version")
     ingestion = store.get(principal.tenant_id, version_id)
-    total = (ingestion.chunks_processed or 0) if ingestion and content_type != ContentType.SECTION else 0
-    chunks = store.chunk_range(principal.tenant_id, version_id, offset, min(offset + limit, total) - 1)
+    if ingestion is None or content_type == ContentType.SECTION:
+        return [], 0
+    total = ingestion.chunks_processed or 0
+    chunks = store.chunk_range(principal.tenant_id, version_id, offset, min(offset + limit, total) - 1,
+                               ingestion.chunk_layout)
     return [_content_item(version, chunk) for chunk in chunks], total
 
 
 def chunk(principal: Principal, chunk_id: str, with_document: bool) -> ChunkResponse:
-    """The chunk with this id, with its neighbours' ids (one query for the three)."""
+    """The chunk with this id, with its neighbours' ids (one query for the three, two across a block)."""
     located = store.locate_chunk(principal.tenant_id, chunk_id)
     if located is None:
         raise NotFound("Chunk not found")
-    version_id, index = located
+    version_id, index, layout = located
     version = _readable(principal, version_id, PartType.DOCUMENT_VERSION, "Chunk")
-    nearby = {c.index: c for c in store.chunk_range(principal.tenant_id, version_id, max(index - 1, 0), index + 1)}
+    nearby = {c.index: c for c in store.chunk_range(principal.tenant_id, version_id, max(index - 1, 0), index + 1,
+                                                    layout)}
     found = nearby.get(index)
     if found is None or found.chunk_id != chunk_id:
         raise NotFound("Chunk not found")

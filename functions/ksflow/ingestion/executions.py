@@ -23,8 +23,9 @@ def start(ingestion: Ingestion) -> None:
     try:
         aws.client("stepfunctions").start_execution(
             stateMachineArn=settings().ingestion_state_machine_arn, name=ingestion.execution_name,
-            input=json.dumps({"tenant_id": ingestion.tenant_id,
-                              "document_version_id": ingestion.document_version_id}),
+            # The first range has no cursor; each task returns the next one into `progress`.
+            input=json.dumps({"tenant_id": ingestion.tenant_id, "document_version_id": ingestion.document_version_id,
+                              "progress": {"cursor": None}}),
         )
     except ClientError as error:
         if error.response["Error"]["Code"] != "ExecutionAlreadyExists":

@@ -35,7 +35,6 @@ class Activity(StrEnum):
     UPLOADED = "upload_received"
     RERUN = "rerun_requested"
     EXTRACT = "extract_text"
-    CHUNK = "chunk_text"
     STORE = "store_chunks"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -60,6 +59,9 @@ class Ingestion(BaseModel):
     last_activity: str | None = None
     error: str | None = None
     chunks_processed: int | None = None
+    # Where the chunks are (see `store`): records from before chunk partitions have neither.
+    chunk_layout: int = 1
+    chunk_extent: int = 0
     created_by: str
     created_at: datetime
     last_run_timestamp: datetime

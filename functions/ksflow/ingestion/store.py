@@ -4,13 +4,21 @@ Items (partition `TENANT#{tenant_id}`):
 - `INGESTION#{document_version_id}`: the version's ingestion (`Ingestion`): status, attempt,
   the current execution's name, progress (`last_activity`, `chunks_processed`) and `error`;
   listed and counted in the same transactions that write and delete it (`listing`).
-- `CHUNK#{document_version_id}#{index:06d}`: one chunk (`text`, `start`/`end` offsets in the
-  extracted text, `attempt` that wrote it, `chunk_id`). An attempt overwrites chunks by index and
-  deletes those past its own count, so a completed ingestion's chunks are exactly its last attempt's.
-  Keyed by index, so a page of chunks is one query from its first index.
-- `CHUNKID#{chunk_id}`: points at the chunk with that id (`document_version_id`, `index`), so
-  `/v1/chunks/{chunk_id}` is one Get away. Each pointer is written, and the one of the chunk it
-  replaces deleted, in the same transaction as its chunk, so no pointer outlives its chunk.
+- Chunks, in partitions of their own so that one large file spreads its writes over many:
+  `TENANT#{tenant_id}#CHUNKS#{document_version_id}#{block}` holds the chunks with indexes
+  `block * 100` to `block * 100 + 99`, as `CHUNK#{index:09d}` (`text`, `start`/`end` offsets in the
+  extracted text, `attempt` that wrote it, `chunk_id`). A page of chunks is one query, two when it
+  crosses a block. An attempt overwrites chunks by index and, once done, deletes those past its own
+  count up to the ingestion's `chunk_extent` (the highest index any attempt wrote, raised by the
+  transaction that writes past it), so a completed ingestion's chunks are exactly its last
+  attempt's, found without reading anything but the version's own blocks.
+- `TENANT#{tenant_id}#CHUNKID#{chunk_id}`: points at the chunk with that id (`document_version_id`,
+  `index`), so `/v1/chunks/{chunk_id}` is one Get away. Each pointer is written, and the one of the
+  chunk it replaces deleted, in the same transaction as its chunk, so no pointer outlives its chunk.
+- Ingestions completed before chunks had partitions of their own (no `chunk_layout` on the record)
+  keep their chunks in the tenant's partition (`CHUNK#{document_version_id}#{index:06d}`, pointers
+  `CHUNKID#{chunk_id}`). They are read there until a rerun completes: that rerun sets
+  `chunk_layout` and deletes them. Deleting a version deletes the chunks of both layouts.
 
 Every change a task makes is conditional on the ingestion still being open and still
 belonging to the task's execution: a cancel or a newer rerun wins, and a late task of an
@@ -49,11 +57,34 @@ def key(tenant_id: str, document_version_id: str) -> dict[str, str]:
     return {"pk": _pk(tenant_id), "sk": f"INGESTION#{document_version_id}"}
 
 
-def _chunk_sk(document_version_id: str, index: int) -> str:
-    return f"CHUNK#{document_version_id}#{index:06d}"
+# The chunk layout `complete` records; records without one have their chunks in the tenant partition.
+CHUNK_LAYOUT = 2
+CHUNKS_PER_PARTITION = 100
+
+
+def _chunk_partition(tenant_id: str, document_version_id: str, block: int) -> str:
+    return f"{_pk(tenant_id)}#CHUNKS#{document_version_id}#{block}"
+
+
+def _chunk_sk(index: int) -> str:
+    return f"CHUNK#{index:09d}"
+
+
+def _chunk_key(tenant_id: str, document_version_id: str, index: int) -> dict[str, str]:
+    return {"pk": _chunk_partition(tenant_id, document_version_id, index // CHUNKS_PER_PARTITION),
+            "sk": _chunk_sk(index)}
 
 
 def _chunk_pointer_key(tenant_id: str, chunk_id: str) -> dict[str, str]:
+    return {"pk": f"{_pk(tenant_id)}#CHUNKID#{chunk_id}", "sk": "CHUNKID"}
+
+
+def _tenant_partition_chunk_sk(document_version_id: str, index: int) -> str:
+    """The first layout's chunk key in the tenant's partition."""
+    return f"CHUNK#{document_version_id}#{index:06d}"
+
+
+def _tenant_partition_pointer_key(tenant_id: str, chunk_id: str) -> dict[str, str]:
     return {"pk": _pk(tenant_id), "sk": f"CHUNKID#{chunk_id}"}
 
 
@@ -143,15 +174,23 @@ def begin(tenant_id: str, document_version_id: str, execution_name: str) -> Inge
                    execution_name=execution_name)
 
 
+def resume(tenant_id: str, document_version_id: str, execution_name: str) -> Ingestion | None:
+    """The next range of a processing ingestion starts; None if cancelled, superseded or deleted."""
+    return _update(tenant_id, document_version_id, {"last_activity": Activity.EXTRACT.value},
+                   execution_name=execution_name)
+
+
 def record_activity(tenant_id: str, document_version_id: str, execution_name: str, activity: Activity) -> bool:
     return _update(tenant_id, document_version_id, {"last_activity": activity.value},
                    execution_name=execution_name) is not None
 
 
 def complete(tenant_id: str, document_version_id: str, execution_name: str, chunks: int) -> bool:
+    """Completed with `chunks` chunks, after the attempt removed those past them (`ChunkWriter.finish`)."""
     return _update(tenant_id, document_version_id,
                    {"status": IngestionStatus.COMPLETED.value, "last_activity": Activity.COMPLETED.value,
-                    "chunks_processed": chunks, "error": None, "close_time": clock.iso(clock.now())},
+                    "chunks_processed": chunks, "chunk_extent": chunks, "chunk_layout": CHUNK_LAYOUT,
+                    "error": None, "close_time": clock.iso(clock.now())},
                    execution_name=execution_name) is not None
 
 
@@ -185,14 +224,26 @@ def restart(ingestion: Ingestion, execution_name: str) -> Ingestion | None:
 _WRITES_PER_TRANSACTION = 99
 
 
-def _fence(tenant_id: str, document_version_id: str, execution_name: str) -> dict[str, Any]:
-    """The check that the ingestion is processing under this execution, in every chunk transaction."""
-    return {"ConditionCheck": {
-        "TableName": settings().table_name, "Key": key(tenant_id, document_version_id),
-        "ConditionExpression": "#status = :processing AND execution_name = :execution",
-        "ExpressionAttributeNames": {"#status": "status"},
-        "ExpressionAttributeValues": {":processing": IngestionStatus.PROCESSING.value, ":execution": execution_name},
-    }}
+class Superseded(Exception):
+    """The attempt was cancelled, rerun or deleted meanwhile: none of its writes lands any more."""
+
+
+def _fence_condition(execution_name: str) -> dict[str, Any]:
+    return {"ConditionExpression": "#status = :processing AND execution_name = :execution",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":processing": IngestionStatus.PROCESSING.value,
+                                          ":execution": execution_name}}
+
+
+def _fence(tenant_id: str, document_version_id: str, execution_name: str, extent: int | None) -> dict[str, Any]:
+    """The check that the ingestion is processing under this execution, in every chunk transaction;
+    with `extent`, it also raises the record's `chunk_extent` to it."""
+    target = {"TableName": settings().table_name, "Key": key(tenant_id, document_version_id)}
+    condition = _fence_condition(execution_name)
+    if extent is None:
+        return {"ConditionCheck": {**target, **condition}}
+    return {"Update": {**target, **condition, "UpdateExpression": "SET chunk_extent = :extent",
+                       "ExpressionAttributeValues": {**condition["ExpressionAttributeValues"], ":extent": extent}}}
 
 
 def _in_transactions(groups: Iterable[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
@@ -207,89 +258,165 @@ def _in_transactions(groups: Iterable[list[dict[str, Any]]]) -> Iterator[list[di
         yield batch
 
 
-def replace_chunks(ingestion: Ingestion, chunks: list[Chunk]) -> bool:
-    """Write the attempt's chunks by index and delete any beyond its count, while it is the current one.
+def _block_items(tenant_id: str, document_version_id: str, block: int) -> list[dict[str, Any]]:
+    """Keys and ids of the chunks of one block. Consistent, so the chunks of every attempt fenced out
+    before this read are all found."""
+    return _query({"KeyConditionExpression": Key("pk").eq(_chunk_partition(tenant_id, document_version_id, block)),
+                   "ProjectionExpression": "pk, sk, chunk_id", "ConsistentRead": True})
+
+
+def _index_of(item: dict[str, Any]) -> int:
+    return int(str(item["sk"]).rsplit("#", 1)[1])
+
+
+def _blocks_below(extent: int) -> range:
+    return range(-(-extent // CHUNKS_PER_PARTITION))
+
+
+class ChunkWriter:
+    """Writes one attempt's chunks, a block (partition) at a time, in transactions fenced on the ingestion.
 
     A chunk, its pointer and the removal of the pointer of the chunk it replaces share a transaction.
-    False as soon as a batch is refused because the ingestion was cancelled, rerun or deleted:
-    batches written before that belong to the attempt that was current then, and the next
-    attempt replaces them.
+    Raises `Superseded` as soon as a transaction is refused because the ingestion was cancelled,
+    rerun or deleted: what was written before belongs to the attempt that was current then, and the
+    next attempt replaces it. Holds at most one block of chunks.
     """
-    tenant_id, version_id = ingestion.tenant_id, ingestion.document_version_id
-    table_name, now = settings().table_name, clock.iso(clock.now())
-    stored = {int(item["sk"].rsplit("#", 1)[1]): item for item in _stored_chunk_keys(tenant_id, version_id)}
 
-    def replacing(chunk: Chunk) -> list[dict[str, Any]]:
+    def __init__(self, ingestion: Ingestion, first_index: int = 0) -> None:
+        self.ingestion = ingestion
+        self.extent = ingestion.chunk_extent
+        self._now = clock.iso(clock.now())
+        self._held: list[Chunk] = []
+        self._storing = False
+        self.written = first_index  # the index after the last chunk handed over
+
+    def write(self, chunks: Iterable[Chunk]) -> None:
+        for chunk in chunks:
+            self.written = chunk.index + 1
+            if self._held and chunk.index // CHUNKS_PER_PARTITION != self._held[0].index // CHUNKS_PER_PARTITION:
+                self.flush()
+            self._held.append(chunk)
+
+    def flush(self) -> None:
+        if not self._held:
+            return
+        chunks, self._held = self._held, []
+        tenant_id, version_id = self.ingestion.tenant_id, self.ingestion.document_version_id
+        if not self._storing:
+            if not record_activity(tenant_id, version_id, self.ingestion.execution_name, Activity.STORE):
+                raise Superseded
+            self._storing = True
+        stored = {_index_of(item): item.get("chunk_id")
+                  for item in _block_items(tenant_id, version_id, chunks[0].index // CHUNKS_PER_PARTITION)}
+        self._transact([self._replacing(chunk, stored.get(chunk.index)) for chunk in chunks], chunks[-1].index + 1)
+
+    def finish(self, count: int) -> None:
+        """Write what is held, then delete the chunks from `count` up to the extent (a longer attempt's)."""
+        self.flush()
+        tenant_id, version_id = self.ingestion.tenant_id, self.ingestion.document_version_id
+        for block in _blocks_below(self.extent)[count // CHUNKS_PER_PARTITION:]:
+            self._transact([_chunk_deletes(tenant_id, item) for item in _block_items(tenant_id, version_id, block)
+                            if _index_of(item) >= count], reach=0)
+
+    def _replacing(self, chunk: Chunk, old_id: str | None) -> list[dict[str, Any]]:
+        ingestion, table_name = self.ingestion, settings().table_name
+        tenant_id, version_id = ingestion.tenant_id, ingestion.document_version_id
         new_id = chunk_id(version_id, ingestion.execution_name, chunk.index)
-        old_id = stored.get(chunk.index, {}).get("chunk_id")
         return [
             {"Put": {"TableName": table_name, "Item": {
-                "pk": _pk(tenant_id), "sk": _chunk_sk(version_id, chunk.index), "tenant_id": tenant_id,
+                **_chunk_key(tenant_id, version_id, chunk.index), "tenant_id": tenant_id,
                 "document_version_id": version_id, "index": chunk.index, "text": chunk.text, "start": chunk.start,
-                "end": chunk.end, "attempt": ingestion.attempt, "chunk_id": new_id, "created_at": now}}},
+                "end": chunk.end, "attempt": ingestion.attempt, "chunk_id": new_id, "created_at": self._now}}},
             {"Put": {"TableName": table_name, "Item": {**_chunk_pointer_key(tenant_id, new_id),
                                                        "document_version_id": version_id, "index": chunk.index}}},
             *([{"Delete": {"TableName": table_name, "Key": _chunk_pointer_key(tenant_id, old_id)}}]
               if old_id and old_id != new_id else []),
         ]
 
-    groups = [replacing(chunk) for chunk in chunks]
-    groups += [[{"Delete": {"TableName": table_name, "Key": key}} for key in _keys_of(tenant_id, item)]
-               for index, item in stored.items() if index >= len(chunks)]
-    fence = _fence(tenant_id, version_id, ingestion.execution_name)
-    client = _table().meta.client
-    for writes in _in_transactions(groups):
-        try:
-            client.transact_write_items(TransactItems=[*writes, fence])
-        except ClientError as error:
-            reasons = error.response.get("CancellationReasons") or [{}]
-            if reasons[-1].get("Code") == "ConditionalCheckFailed":
-                return False
-            raise
-    return True
+    def _transact(self, groups: list[list[dict[str, Any]]], reach: int) -> None:
+        """Write the groups; the first transaction also raises the extent to `reach` if it is beyond it
+        (an upper bound is all the extent must be)."""
+        ingestion = self.ingestion
+        client = _table().meta.client
+        for writes in _in_transactions(groups):
+            raises = reach > self.extent
+            fence = _fence(ingestion.tenant_id, ingestion.document_version_id, ingestion.execution_name,
+                           reach if raises else None)
+            try:
+                client.transact_write_items(TransactItems=[*writes, fence])
+            except ClientError as error:
+                reasons = error.response.get("CancellationReasons") or [{}]
+                if reasons[-1].get("Code") == "ConditionalCheckFailed":
+                    raise Superseded from None
+                raise
+            self.extent = max(self.extent, reach)
 
 
-def _stored_chunk_keys(tenant_id: str, document_version_id: str) -> list[dict[str, str]]:
-    """Keys and ids of a version's chunks. Consistent, so the chunks of every attempt fenced out before
-    this read are all found."""
-    condition = Key("pk").eq(_pk(tenant_id)) & Key("sk").begins_with(f"CHUNK#{document_version_id}#")
-    return _query({"KeyConditionExpression": condition, "ProjectionExpression": "pk, sk, chunk_id",
-                   "ConsistentRead": True})
+def _chunk_deletes(tenant_id: str, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """Deletes of a stored chunk and, when it has an id, of its pointer."""
+    table_name = settings().table_name
+    pointer = [_chunk_pointer_key(tenant_id, item["chunk_id"])] if item.get("chunk_id") else []
+    return [{"Delete": {"TableName": table_name, "Key": k}}
+            for k in [{"pk": item["pk"], "sk": item["sk"]}, *pointer]]
 
 
-def _keys_of(tenant_id: str, stored: dict[str, str]) -> list[dict[str, str]]:
-    """A stored chunk's key, and its pointer's when it has an id."""
-    pointer = [_chunk_pointer_key(tenant_id, stored["chunk_id"])] if stored.get("chunk_id") else []
-    return [{"pk": stored["pk"], "sk": stored["sk"]}, *pointer]
-
-
-def chunk_range(tenant_id: str, document_version_id: str, first: int, last: int) -> list[StoredChunk]:
-    """The version's chunks with indexes `first` to `last` (inclusive), in order: one query for one page."""
+def chunk_range(tenant_id: str, document_version_id: str, first: int, last: int,
+                layout: int) -> list[StoredChunk]:
+    """The version's chunks with indexes `first` to `last` (inclusive), in order: a query per block
+    (one or two for a page), one query in the first layout."""
     if last < first:
         return []
-    condition = Key("pk").eq(_pk(tenant_id)) & Key("sk").between(
-        _chunk_sk(document_version_id, first), _chunk_sk(document_version_id, last))
-    return [StoredChunk.model_validate(item)
+    if layout < CHUNK_LAYOUT:
+        conditions = [Key("pk").eq(_pk(tenant_id)) & Key("sk").between(
+            _tenant_partition_chunk_sk(document_version_id, first),
+            _tenant_partition_chunk_sk(document_version_id, last))]
+    else:
+        conditions = [
+            Key("pk").eq(_chunk_partition(tenant_id, document_version_id, block)) & Key("sk").between(
+                _chunk_sk(max(first, block * CHUNKS_PER_PARTITION)),
+                _chunk_sk(min(last, block * CHUNKS_PER_PARTITION + CHUNKS_PER_PARTITION - 1)))
+            for block in range(first // CHUNKS_PER_PARTITION, last // CHUNKS_PER_PARTITION + 1)]
+    return [StoredChunk.model_validate(item) for condition in conditions
             for item in _query({"KeyConditionExpression": condition, "ConsistentRead": True})]
 
 
-def locate_chunk(tenant_id: str, chunk_id: str) -> tuple[str, int] | None:
-    """The (document version id, index) of the chunk with this id, or None if no stored chunk has it."""
-    pointer = _table().get_item(Key=_chunk_pointer_key(tenant_id, chunk_id), ConsistentRead=True).get("Item")
-    return (str(pointer["document_version_id"]), int(pointer["index"])) if pointer else None
+def locate_chunk(tenant_id: str, chunk_id: str) -> tuple[str, int, int] | None:
+    """The (document version id, index, layout) of the chunk with this id, or None if no stored chunk has it."""
+    for layout, pointer_key in ((CHUNK_LAYOUT, _chunk_pointer_key(tenant_id, chunk_id)),
+                                (1, _tenant_partition_pointer_key(tenant_id, chunk_id))):
+        pointer = _table().get_item(Key=pointer_key, ConsistentRead=True).get("Item")
+        if pointer:
+            return str(pointer["document_version_id"]), int(pointer["index"]), layout
+    return None
+
+
+def _tenant_partition_chunks(tenant_id: str, document_version_id: str) -> list[dict[str, Any]]:
+    condition = Key("pk").eq(_pk(tenant_id)) & Key("sk").begins_with(f"CHUNK#{document_version_id}#")
+    return _query({"KeyConditionExpression": condition, "ConsistentRead": True})
 
 
 def list_chunks(tenant_id: str, document_version_id: str) -> list[dict[str, Any]]:
-    """A version's chunks in order."""
-    condition = Key("pk").eq(_pk(tenant_id)) & Key("sk").begins_with(f"CHUNK#{document_version_id}#")
-    return _query({"KeyConditionExpression": condition})
+    """Every stored chunk of a version in order, of either layout (blocks are read until an empty one)."""
+    chunks, block = _tenant_partition_chunks(tenant_id, document_version_id), 0
+    while items := _query({"KeyConditionExpression": Key("pk").eq(
+            _chunk_partition(tenant_id, document_version_id, block)), "ConsistentRead": True}):
+        chunks += items
+        block += 1
+    return chunks
 
 
-def delete_chunks(tenant_id: str, document_version_id: str) -> None:
+def _delete_all(keys: Iterable[dict[str, Any]]) -> None:
     with _table().batch_writer() as batch:
-        for stored in _stored_chunk_keys(tenant_id, document_version_id):
-            for chunk_key in _keys_of(tenant_id, stored):
-                batch.delete_item(Key=chunk_key)
+        for item_key in keys:
+            batch.delete_item(Key=item_key)
+
+
+def delete_tenant_partition_chunks(tenant_id: str, document_version_id: str) -> None:
+    """Remove the version's chunks of the first layout (a completed rerun has replaced them)."""
+    _delete_all(k for item in _tenant_partition_chunks(tenant_id, document_version_id)
+                for k in [{"pk": item["pk"], "sk": item["sk"]},
+                          *([_tenant_partition_pointer_key(tenant_id, item["chunk_id"])] if item.get("chunk_id")
+                            else [])])
 
 
 # Records removed per transaction by `delete`: each with its entry, and one count update (TransactWriteItems takes 100).
@@ -321,10 +448,25 @@ def _delete_records(tenant_id: str, records: list[dict[str, Any]]) -> bool:
 def delete(tenant_id: str, document_version_ids: list[str]) -> None:
     """Remove ingestions, their listing entries and counts, and all their chunks (their versions are being deleted).
 
-    Records first: with its record gone no attempt passes the chunk fence, so the chunks
-    listed afterwards are all there will ever be. A batch that loses a race (a record deleted or
-    listed meanwhile) is redone record by record from a fresh read.
+    The ingestion is closed first, so no attempt passes the chunk fence any more, and its record is
+    read after that: its `chunk_extent` then bounds every chunk there will ever be. Blocks are
+    removed from the last one down and the records last, so a delete retried after a crash still
+    finds what is left from the record. Only the version's own blocks are read, never the tenant.
+    Each record goes with its listing entry and count in one transaction; a batch that loses a race
+    (a record deleted or listed meanwhile) is redone record by record from a fresh read.
     """
+    for version_id in document_version_ids:
+        cancel(tenant_id, version_id)
+        ingestion = get(tenant_id, version_id)
+        extent = max(ingestion.chunk_extent, ingestion.chunks_processed or 0) if ingestion else 0
+        for block in reversed(_blocks_below(extent)):
+            _delete_all(d["Delete"]["Key"] for item in _block_items(tenant_id, version_id, block)
+                        for d in _chunk_deletes(tenant_id, item))
+        delete_tenant_partition_chunks(tenant_id, version_id)
+    _delete_listed_records(tenant_id, document_version_ids)
+
+
+def _delete_listed_records(tenant_id: str, document_version_ids: list[str]) -> None:
     keys = [key(tenant_id, version_id) for version_id in document_version_ids]
     records = aws.batch_get(_table(), keys, consistent=True)
     for start in range(0, len(records), _DELETES_PER_TRANSACTION):
@@ -336,5 +478,3 @@ def delete(tenant_id: str, document_version_ids: list[str]) -> None:
             while current is not None and not _delete_records(tenant_id, [current]):
                 current = _table().get_item(Key=key(tenant_id, str(record["document_version_id"])),
                                             ConsistentRead=True).get("Item")
-    for version_id in document_version_ids:
-        delete_chunks(tenant_id, version_id)

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moto.awslambda.models import LambdaFunction
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, HeartbeatEndpoint
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
@@ -94,6 +96,35 @@ def _serialized_call_action(self: DynamoHandler) -> Any:
         return _original_call_action(self)
 
 
+_original_transact_write_items = DynamoDBBackend.transact_write_items
+
+
+def _transact_restoring_touched_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    # moto deep-copies the whole table for every action of a transaction, to roll back a failed one:
+    # a transaction cost seconds once the table held a large file's chunks. Keep the items it touches
+    # instead (`install` makes a table's deep copy the table itself), and put them back if it fails.
+    before: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+    try:
+        for action in transact_items:
+            kind, op = next(iter(action.items()))
+            table = self.get_table(op["TableName"])
+            key = op["Key"] if kind != "Put" else {
+                name: op["Item"][name] for name in (table.hash_key_attr, table.range_key_attr) if name}
+            found = self.get_item(op["TableName"], key)
+            before.append((op["TableName"], key, found.to_json()["Attributes"] if found else None))
+    except Exception:
+        before = []  # a malformed request: moto refuses it before changing anything
+    try:
+        _original_transact_write_items(self, transact_items)
+    except Exception:
+        for table_name, key, item in reversed(before):
+            if item is None:
+                self.delete_item(table_name, key)
+            else:
+                self.put_item(table_name, item)
+        raise
+
+
 _original_setup_heartbeat = CallbackEndpoint.setup_heartbeat_endpoint
 
 
@@ -122,5 +153,7 @@ def install() -> None:
     """Idempotent; call before any execution or request reaches moto."""
     LambdaFunction._invoke_lambda = _invoke_in_process  # type: ignore[method-assign]
     DynamoHandler.call_action = _serialized_call_action  # type: ignore[method-assign]
+    DynamoDBBackend.transact_write_items = _transact_restoring_touched_items  # type: ignore[method-assign]
+    Table.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]
     CallbackEndpoint.setup_heartbeat_endpoint = _setup_heartbeat_after_answer  # type: ignore[method-assign]
     StepFunctionsParserBackend._get_executions = _started_executions  # type: ignore[method-assign]

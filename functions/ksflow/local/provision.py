@@ -25,7 +25,7 @@ DEFINITION_SCHEDULE_DLQ = "ksflow-definition-schedules-dlq"
 DOCUMENTS_BUCKET = "ksflow-documents"
 SECRETS_KEY_ALIAS = "alias/ksflow-webhook-secrets"
 DOCUMENTS_KEY_ALIAS = "alias/ksflow-documents"
-FUNCTION_TIMEOUTS = {"Api": 30, "Dispatcher": 120, "RunFailure": 30, "Expiry": 30, "Reconcile": 30, "Ingest": 300,
+FUNCTION_TIMEOUTS = {"Api": 30, "Dispatcher": 120, "RunFailure": 30, "Expiry": 30, "Reconcile": 30, "Ingest": 900,
                      "IngestionFailure": 30, "ScheduleFire": 30, "DeleteBatch": 120}
 
 
