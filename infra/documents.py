@@ -121,7 +121,7 @@ class Documents(Construct):
             settings=settings,
             code=code,
             handler=catalog.HANDLERS["Ingest"],
-            description="Reads a range of an uploaded document version, extracts its text, chunks it, stores the chunks",
+            description="Reads a range of an uploaded document version, extracts its text, chunks and stores it",
             environment={"TABLE_NAME": data.table.table_name, "DOCUMENTS_BUCKET": self.bucket.bucket_name},
             # A range ends early when a minute is left (functions/ksflow/ingestion/ranges.py).
             timeout=Duration.minutes(15),
