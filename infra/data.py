@@ -31,6 +31,8 @@ TTL_ATTRIBUTE = "expires_at"
 # Partition key prefixes (see the `store` modules of functions/ksflow).
 RUN_PARTITIONS = ("RUN#",)
 TENANT_PARTITIONS = ("TENANT#",)
+# The tenant's ingestion listing: entries and their count (ingestion/listing.py).
+INGESTION_LISTING_PARTITIONS = ("INGESTIONS#",)
 # A definition's idempotency and webhook claims.
 DEFINITION_PARTITIONS = ("WORKFLOWDEF#",)
 IDENTITY_PARTITIONS = ("IDENTITY#",)

@@ -16,7 +16,7 @@ from cdk_nag import NagSuppressions
 from constructs import Construct
 
 from infra import nag
-from infra.data import TENANT_PARTITIONS, Data
+from infra.data import INGESTION_LISTING_PARTITIONS, TENANT_PARTITIONS, Data
 from infra.documents import OBJECT_PREFIX, Documents
 from infra.function import KsflowFunction
 from infra.settings import EnvironmentSettings
@@ -24,9 +24,10 @@ from infra.state_machine import asl_state_machine
 from ksflow import catalog
 
 # Parts found through name claims and read in batches; folders marked `deleting` (UpdateItem); items,
-# grants, ingestion records and chunks removed in batches; an open ingestion cancelled (UpdateItem).
-DELETE_BATCH_TABLE_ACTIONS = ["dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:UpdateItem",
-                              "dynamodb:BatchWriteItem"]
+# grants and chunks removed in batches; an open ingestion cancelled (UpdateItem) and read again (GetItem);
+# ingestion records deleted in transactions with their listing entries and count (ingestion/store.py).
+DELETE_BATCH_TABLE_ACTIONS = ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem",
+                              "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
 
 
 class Deletion(Construct):
@@ -55,7 +56,7 @@ class Deletion(Construct):
             memory_size=512,
         )
         fn = self.delete_batch
-        data.grant_items(fn, DELETE_BATCH_TABLE_ACTIONS, partitions=TENANT_PARTITIONS)
+        data.grant_items(fn, DELETE_BATCH_TABLE_ACTIONS, partitions=(*TENANT_PARTITIONS, *INGESTION_LISTING_PARTITIONS))
         fn.role.add_to_principal_policy(iam.PolicyStatement(
             actions=["s3:DeleteObject", "s3:DeleteObjectVersion"], resources=[documents.objects_arn]))
         fn.role.add_to_principal_policy(iam.PolicyStatement(

@@ -130,9 +130,10 @@ class Documents(Construct):
         # Ingestions and chunks live in the tenants' partitions; users and keys do not.
         data.grant_items(
             self.ingest,
-            # Chunks are written in transactions fenced by a check on the ingestion record.
+            # Chunks are written in transactions fenced by a check on the ingestion record; a rerun that completes
+            # removes the chunks an earlier layout kept in the tenant's partition in batches.
             ["dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem",
-             "dynamodb:ConditionCheckItem"],
+             "dynamodb:ConditionCheckItem", "dynamodb:BatchWriteItem"],
             partitions=TENANT_PARTITIONS,
         )
         self.ingest.role.add_to_principal_policy(

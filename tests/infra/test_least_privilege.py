@@ -37,11 +37,11 @@ TABLE_ACCESS: dict[str, list[tuple[set[str], list[str] | None]]] = {
     "expiry": [(RUN_CHANGES, ["RUN#*"])],
     "reconcile": [(RUN_CHANGES, ["RUN#*"])],
     "ingest": [({"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem",
-                 "dynamodb:ConditionCheckItem"}, ["TENANT#*"])],
+                 "dynamodb:ConditionCheckItem", "dynamodb:BatchWriteItem"}, ["TENANT#*"])],
     "ingestion_failure": [({"dynamodb:UpdateItem"}, ["TENANT#*"])],
     # Background deletes: parts through their claims, fences, batched removals (deletion/cascade.py).
-    "delete_batch": [({"dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"},
-                      ["TENANT#*"])],
+    "delete_batch": [({"dynamodb:Query", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem",
+                       "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}, ["TENANT#*", "INGESTIONS#*"])],
     # Invokes definitions as their creator: reads that creator's user item, writes no identity item.
     "schedule_fire": [
         ({"dynamodb:GetItem", "dynamodb:BatchGetItem"}, ["TENANT#*", "WORKFLOWDEF#*", "IDENTITY#*", "RUN#*"]),
