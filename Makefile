@@ -111,10 +111,12 @@ checkov: $(CHECKOV_STAMP)
 
 # Counts AWS calls, state transitions and Lambda invocations per operation; writes .bench/results.json.
 # Then the first page of folder contents and of the ingestion list at 10 and 10,000 children
-# (.bench/knowledge_listings.json), then the API function's cold start against a bare Powertools resolver; writes .bench/cold_start.json.
+# (.bench/knowledge_listings.json), ingestion throughput and peak memory (.bench/ingestion.json),
+# then the API function's cold start against a bare Powertools resolver; writes .bench/cold_start.json.
 bench: $(DEV_STAMP)
 	$(BIN)/python -W ignore -m benchmarks.cost
 	$(BIN)/python -W ignore -m benchmarks.knowledge_listings
+	$(BIN)/python -W ignore -m benchmarks.ingestion
 	$(BIN)/python -W ignore -m benchmarks.cold_start
 
 # Schema-driven fuzzing of the local stack's OpenAPI document (no 5xx, no undocumented responses).
