@@ -170,10 +170,10 @@ def test_the_sweep_removes_expired_unfinished_uploads_only(
     finished = started(tenant.api_key, "finished.txt", len(TEXT), path_part_id=tenant.root_path_part_id)
     done = complete(finished["upload_id"], tenant.api_key, put_parts(finished, TEXT))
     assert done.status == 201
-    assert service.sweep_expired() == 0  # nothing expired yet
+    assert service.sweep_expired(local_sweeper.upload_records()) == 0  # nothing expired yet
     later(monkeypatch, timedelta(hours=1, seconds=1))
-    assert service.sweep_expired() == 1
-    assert service.sweep_expired() == 0
+    assert service.sweep_expired(local_sweeper.upload_records()) == 1
+    assert service.sweep_expired(local_sweeper.upload_records()) == 0
     kept = stored_keys(aws_env, tenant.tenant_id)
     assert len(kept) == 1 and done.body["document_version_id"] in kept[0]
     assert complete(abandoned["upload_id"], tenant.api_key).status == 410

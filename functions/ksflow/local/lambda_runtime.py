@@ -85,14 +85,14 @@ def _invoke_in_process(self: LambdaFunction, event: Any = None) -> tuple[str, bo
     return json.dumps(result), False, ""
 
 
-_dynamodb_lock = threading.RLock()
+dynamodb_lock = threading.RLock()
 _original_call_action = DynamoHandler.call_action
 
 
 def _serialized_call_action(self: DynamoHandler) -> Any:
     # moto's DynamoDB backend is not thread-safe (transactions lose writes under concurrency);
     # real DynamoDB is, so serializing here only removes an emulator artefact.
-    with _dynamodb_lock:
+    with dynamodb_lock:
         return _original_call_action(self)
 
 

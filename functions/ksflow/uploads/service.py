@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -256,9 +257,9 @@ def expire(record: UploadRecord) -> None:
         _discard(record)
 
 
-def sweep_expired() -> int:
-    """Expire every tenant's expired uploads (where no lifecycle rule runs); returns how many were swept."""
-    records = store.expired_unsettled(clock.now())
+def sweep_expired(record_items: list[dict[str, Any]]) -> int:
+    """Expire those of these upload records that expired (where no lifecycle rule runs); how many were swept."""
+    records = store.expired_unsettled(record_items, clock.now())
     for record in records:
         expire(record)
     return len(records)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from boto3.dynamodb.conditions import Attr
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
@@ -126,15 +125,7 @@ def mark_expired(record: UploadRecord, outcome: Outcome) -> bool:
     return True
 
 
-def expired_unsettled(now: datetime) -> list[UploadRecord]:
-    """Every tenant's expired, unsettled uploads, by a Scan: for the local stack, where no lifecycle rule runs."""
-    table = _table()
-    request: dict[str, Any] = {"FilterExpression": Attr("sk").begins_with("UPLOAD#") & Attr("outcome").not_exists()
-                               & Attr("upload_expires_at").lte(clock.iso(now))}
-    records: list[UploadRecord] = []
-    while True:
-        page = table.scan(**request)
-        records += [r for r in map(_record, page["Items"]) if r is not None]
-        if "LastEvaluatedKey" not in page:
-            return records
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+def expired_unsettled(items: list[dict[str, Any]], now: datetime) -> list[UploadRecord]:
+    """Of these upload record items, those expired and never settled (the local stack's sweep reads them)."""
+    records = [r for r in map(_record, items) if r is not None]
+    return [r for r in records if r.outcome is None and r.upload_expires_at <= now]
