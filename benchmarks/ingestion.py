@@ -19,27 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import publish
+from tests import documents
 
 RESULTS = Path(".bench/ingestion.json")
-SENTENCE = "The retention policy keeps invoices for seven years and contracts for ten. "
 CASES = [("text", 1), ("text", 4), ("pdf", 50), ("pdf", 200)]  # MB of text; pages of PDF
 TABLE, BUCKET = "ksflow-bench", "ksflow-bench-documents"
 
 
 def _text(megabytes: int) -> bytes:
-    paragraph = (SENTENCE * 8).strip() + "\n\n"
+    paragraph = (documents.SENTENCE * 8).strip() + "\n\n"
     return (paragraph * (megabytes * (1 << 20) // len(paragraph) + 1)).encode()[: megabytes << 20]
-
-
-def _pdf(pages: int) -> bytes:
-    from fpdf import FPDF
-
-    document = FPDF()
-    document.set_font("helvetica", size=11)
-    for page in range(pages):
-        document.add_page()
-        document.multi_cell(0, 6, f"Page {page + 1}. " + SENTENCE * 20)
-    return bytes(document.output())
 
 
 def _ingest(endpoint: str, key: str, file_name: str, size: int, results: Any) -> None:
@@ -102,7 +91,7 @@ def main() -> dict[str, Any]:
     cases: dict[str, Any] = {}
     try:
         for kind, amount in CASES:
-            data = _text(amount) if kind == "text" else _pdf(amount)
+            data = _text(amount) if kind == "text" else documents.pdf(amount)
             key = f"{kind}-{amount}"
             boto3.client("s3", endpoint_url=endpoint).put_object(Bucket=BUCKET, Key=key, Body=data)
             results = context.Queue()
