@@ -11,7 +11,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv run test lint bench fuzz clean
+.PHONY: venv run test lint bench fuzz clean browser
 
 $(BIN)/python:
 	@echo "==> Creating the virtualenv $(VENV)"
@@ -34,7 +34,20 @@ venv: $(DEV_STAMP)
 run: $(RUNTIME_STAMP)
 	$(BIN)/ksflow local
 
-test: $(DEV_STAMP)
+# The browser tests drive Debian's chromium package headless (Playwright's own browser downloads are not
+# used). Installed once, as root or through sudo; silent when it is already there.
+browser:
+	@command -v "$${CHROMIUM:-chromium}" >/dev/null || { \
+		echo "==> Installing Chromium for the browser tests (Debian's chromium package)"; \
+		if [ "$$(id -u)" = 0 ]; then as_root=; elif command -v sudo >/dev/null; then as_root=sudo; else \
+			echo "Chromium is missing and this user cannot install it: as root, run" \
+				"apt-get install chromium" >&2; exit 1; fi; \
+		command -v apt-get >/dev/null || { echo "Chromium is missing and there is no apt-get:" \
+			"install Chromium and put it on PATH as chromium, or set CHROMIUM to its path" >&2; exit 1; }; \
+		$$as_root apt-get update -qq && $$as_root env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+test: $(DEV_STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy functions infra app.py
 	$(BIN)/python -m pytest
