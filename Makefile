@@ -37,13 +37,13 @@ run: $(RUNTIME_STAMP)
 # The browser tests drive Debian's chromium package headless (Playwright's own browser downloads are not
 # used). Installed once, as root or through sudo; silent when it is already there.
 browser:
-	@command -v "$${CHROMIUM:-chromium}" >/dev/null || { \
+	@command -v "$${KSFLOW_CHROMIUM:-chromium}" >/dev/null || { \
 		echo "==> Installing Chromium for the browser tests (Debian's chromium package)"; \
 		if [ "$$(id -u)" = 0 ]; then as_root=; elif command -v sudo >/dev/null; then as_root=sudo; else \
 			echo "Chromium is missing and this user cannot install it: as root, run" \
 				"apt-get install chromium" >&2; exit 1; fi; \
 		command -v apt-get >/dev/null || { echo "Chromium is missing and there is no apt-get:" \
-			"install Chromium and put it on PATH as chromium, or set CHROMIUM to its path" >&2; exit 1; }; \
+			"install Chromium and put it on PATH as chromium, or set KSFLOW_CHROMIUM to its path" >&2; exit 1; }; \
 		$$as_root apt-get update -qq && $$as_root env DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 

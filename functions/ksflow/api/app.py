@@ -26,6 +26,7 @@ from ksflow.api import (
     users,
     workflows,
 )
+from ksflow.console import routes as console
 from ksflow.errors import ApiError
 from ksflow.observability import logger
 
@@ -55,7 +56,7 @@ app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=pars
 # before runs: /v1/workflow-runs/summary must not be read as a run id.
 for router in (knowledge.router, ingestion.router, definitions.router, run_listings.router, analytics.router,
                runs.router, workflows.router, users.router, api_keys.router, permissions.router, public.router,
-               contents.router, uploads.router):
+               contents.router, uploads.router, console.router):
     app.include_router(router)
 
 

@@ -107,8 +107,8 @@ def _screened(event: dict[str, Any]) -> dict[str, Any] | None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = _screened(event) or app.resolve(event, context)
-    if result.get("statusCode") == 204:
-        result["body"] = ""  # Powertools renders `None` as "null"; a 204 carries no body at all
+    if result.get("statusCode") in (204, 304):
+        result["body"] = ""  # Powertools renders `None` as "null"; a 204 or 304 carries no body at all
     return _within_payload_limit(result)
 
 
