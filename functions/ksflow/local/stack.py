@@ -180,6 +180,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, moto_port: int | None = Non
               f"{len(resumed.schedules)} definition schedule(s) recreated")
     print(f"Demo tenant {tenant.tenant_id}: API key {tenant.api_key}")
     print(f"Root folder path part: {tenant.root_path_part_id}; credentials written to {CREDENTIALS_FILE}")
+    print(f"Console: {api_url}/console (sign in with the API key above)")
     print("Press Ctrl-C to stop.", flush=True)
     stop.wait()
     server.shutdown()
