@@ -128,20 +128,20 @@ def describe(error: api.ApiError) -> str:
     if error.status == 401:
         return f"{trouble}: {visible(error.detail)}. Check --api-key or ${api.KEY_ENV}."
     if isinstance(error.detail, list):
-        return "\n".join([f"{trouble}:", *(f"  {_where(item)}: {visible(_field(item, 'msg'))}"
-                                         for item in error.detail)])
+        return "\n".join([f"{trouble}:", *(f"  {_invalid(item)}" for item in error.detail)])
     return f"{trouble}: {visible(error.detail)}"
 
 
-def _field(item: object, name: str) -> Any:
-    return item.get(name) if isinstance(item, dict) else item
-
-
-def _where(item: object) -> str:
-    location = [str(part) for part in _field(item, "loc") or []] if isinstance(item, dict) else []
+def _invalid(item: object) -> str:
+    """`--flag: message` for a query parameter, `body.field: message` otherwise."""
+    if not isinstance(item, dict):
+        return visible(item)
+    location = [str(part) for part in item.get("loc") or []]
     if len(location) == 2 and location[0] == "query":
-        return "--" + visible(location[1]).replace("_", "-")
-    return visible(".".join(location) or "request")
+        where = "--" + location[1].replace("_", "-")
+    else:
+        where = ".".join(location) or "request"
+    return f"{visible(where)}: {visible(item.get('msg'))}"
 
 
 def list_runs(client: api.Client, args: argparse.Namespace) -> str:
@@ -167,7 +167,7 @@ def get_run(client: api.Client, args: argparse.Namespace) -> str:
         return safe_json(run)
     snapshot = run["run_snapshot"]
     about = key_values([
-        ("Run", run["id"]), ("Definition", f"{visible(snapshot['workflow_name'])} ({run['workflow_definition_id']})"),
+        ("Run", run["id"]), ("Definition", f"{snapshot['workflow_name']} ({run['workflow_definition_id']})"),
         ("Status", run["status"]), ("Attempt", run["attempt"]), ("Progress", _progress(run, with_message=True)),
         ("Trigger", run["trigger"] + (f" for {_time(run['scheduled_for'])}" if run.get("scheduled_for") else "")),
         ("Invoked by", run["invoked_by"]), ("Created", _time(run["created_at"])),
