@@ -186,6 +186,10 @@ def _parser() -> argparse.ArgumentParser:
     fire.add_argument("--at", type=occurrence_argument,
                       help="the occurrence, ISO 8601 (default: now, to the minute; UTC without an offset)")
 
+    # Listed here for `ksflow --help`; `main` hands everything after `runs` to that command's own parser.
+    commands.add_parser("runs", add_help=False,
+                        help="list, read, stop and retry runs over the API, as tables (see ksflow runs --help)")
+
     runner = commands.add_parser("example-runner", help="run a self-hosted runner that verifies and calls back")
     runner.add_argument("--host", default="127.0.0.1")
     runner.add_argument("--port", type=int, default=8001)
@@ -207,7 +211,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    if given[:1] == ["runs"]:
+        from ksflow.terminal import runs
+
+        sys.exit(runs.main(given[1:]))
+    args = _parser().parse_args(given)
     if args.command == "local":
         from ksflow.local import stack
 
