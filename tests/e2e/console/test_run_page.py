@@ -53,7 +53,7 @@ def test_progress_moves_then_the_timeline_and_snapshot_tell_what_happened(
     assert len(seen) >= 2, f"the progress bar did not move: {sorted(seen)}"
     expect(page.get_by_role("progressbar", name="Progress")).to_have_attribute("value", "100")
     summary = page.get_by_role("region", name="Summary")
-    expect(summary.get_by_text("COMPLETED")).to_be_visible()
+    expect(summary.get_by_text("COMPLETED", exact=True)).to_be_visible()
     expect(summary.get_by_role("link", name="Heartbeating definition")).to_be_visible()
     expect(page.get_by_text("Last heartbeat")).to_be_visible()
 
@@ -83,7 +83,7 @@ def test_stop_from_the_page_then_a_double_clicked_retry_starts_one_attempt(
     page.get_by_role("button", name="Yes, stop").click()
     summary = page.get_by_role("region", name="Summary")
     expect(summary.get_by_text("Stopped by user")).to_be_visible()
-    expect(summary.get_by_text("FAILED")).to_be_visible()
+    expect(summary.get_by_text("FAILED", exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="Stop", exact=True)).to_have_count(0)
     expect(page.get_by_role("button", name="Retry", exact=True)).to_be_visible()
     expect(page.get_by_role("list", name="Events, oldest first")).to_contain_text("Failed: stopped — Stopped by user")
@@ -97,7 +97,7 @@ def test_stop_from_the_page_then_a_double_clicked_retry_starts_one_attempt(
     assert [a["attempt"] for a in running["attempts"]] == [1]
     attempts = page.get_by_role("region", name="Attempts")
     expect(attempts.get_by_role("row")).to_have_count(3)  # the header and two attempts
-    expect(summary.get_by_text("RUNNING")).to_be_visible(timeout=10000)
+    expect(summary.get_by_text("RUNNING", exact=True)).to_be_visible(timeout=10000)
     events = owner_api.get(f"/v1/workflow-runs/{run['id']}/events?limit=100")["items"]
     assert [e["type"] for e in events].count("retried") == 1
     expect(page.get_by_role("list", name="Events, oldest first")).to_contain_text("Retried by")

@@ -143,15 +143,14 @@ export async function render(container, context) {
   const summary = h("div", { class: "run-summary" });
   const bar = h("progress", { class: "progress-large", id: "run-progress", max: "100",
                               "aria-labelledby": "run-progress-label" });
-  const progressText = h("p", { class: "run-progress-text", "aria-live": "polite" });
+  const progressText = h("p", { class: "run-progress-text" });
   const heartbeat = h("p", { class: "muted run-heartbeat" });
   const attempts = h("div", {});
   const timeline = h("ol", { class: "timeline", "aria-label": "Events, oldest first" });
   const liveStatus = h("span", { class: "muted live-status" });
 
-  const head = heading(`${name} · run ${String(run.id).slice(0, 8)}`, badge, liveStatus);
   mount(container,
-    head,
+    heading(`${name} · run ${String(run.id).slice(0, 8)}`, badge, liveStatus),
     h("div", { class: "run-toolbar" }, actions, actionMessage),
     h("section", { class: "card", "aria-labelledby": "run-summary-title" },
       h("h2", { id: "run-summary-title", class: "visually-hidden" }, "Summary"), summary),
@@ -188,25 +187,28 @@ export async function render(container, context) {
   }
 
   function showProgress() {
-    const value = run.progress;
-    if (run.status === "COMPLETED") {
-      bar.value = 100;
-      mount(progressText, "100% · completed");
-    } else if (run.status === "RUNNING" && (value === null || value === undefined)) {
+    const value = run.progress === null || run.progress === undefined ? null : run.progress;
+    if (run.status === "RUNNING" && value === null) {
       bar.removeAttribute("value"); // indeterminate: working, amount unknown
-      mount(progressText, "Running; the runner has not reported progress");
     } else {
-      bar.value = value || 0;
-      const state = run.status === "PENDING" ? "waiting for the runner to accept the run"
-        : run.status === "FAILED" ? "failed" : "running";
-      mount(progressText, `${value || 0}% · ${run.progress_message || state}`);
+      bar.value = run.status === "COMPLETED" ? 100 : value || 0;
     }
+    const said = run.progress_message ? ` · ${run.progress_message}` : "";
+    const text = {
+      PENDING: "Waiting for the runner to accept the run",
+      RUNNING: value === null ? "Running; no progress reported yet" : `${value}%${said}`,
+      COMPLETED: "100% · completed",
+      FAILED: value === null ? "Failed before any progress was reported" : `Failed at ${value}%${said}`,
+    }[run.status];
+    mount(progressText, text || `${value || 0}%`);
     showHeartbeat();
   }
 
   function showHeartbeat() {
-    mount(heartbeat, run.last_heartbeat_at ? ["Last heartbeat ", ago(run.last_heartbeat_at), " (",
-      time(run.last_heartbeat_at), ")"] : "No heartbeat yet");
+    const last = run.last_heartbeat_at;
+    if (!last) mount(heartbeat, "No heartbeat yet");
+    else if (OPEN.has(run.status)) mount(heartbeat, "Last heartbeat ", ago(last), " (", time(last), ")");
+    else mount(heartbeat, "Last heartbeat at ", time(last));
   }
 
   let confirming = false;
@@ -251,6 +253,7 @@ export async function render(container, context) {
     showProgress();
     mount(attempts, table("Attempts", ATTEMPT_COLUMNS, attemptRows(run)));
     showActions();
+    mount(liveStatus, OPEN.has(run.status) ? "Live" : "Finished");
   }
 
   async function stopRun() {
@@ -298,12 +301,14 @@ export async function render(container, context) {
     const next = await get(`/v1/workflow-runs/${encodeURIComponent(run.id)}`);
     await loadEvents();
     if (!context.isCurrent() || started !== generation) return { changed: true, active: true };
-    const signature = (r) => JSON.stringify([r.status, r.attempt, r.progress, r.progress_message,
-                                             r.last_heartbeat_at, r.updated_at]);
+    // A heartbeat that reports nothing new is shown but lets polling back off.
+    const signature = (r) => JSON.stringify([r.status, r.attempt, r.progress, r.progress_message, r.updated_at]);
     const changed = signature(next) !== signature(run) || events.length !== before;
-    if (changed) show(next);
+    // A new status is announced (the toast is a polite live region); progress ticks are not, to stay quiet.
+    if (next.status !== run.status) notify(`The run is now ${next.status}.`);
+    if (changed || next.last_heartbeat_at !== run.last_heartbeat_at) show(next);
     if (!OPEN.has(run.status)) stopFollowing();
-    mount(liveStatus, OPEN.has(run.status) ? "Live" : "Finished", " · updated ", time(new Date().toISOString()));
+    mount(liveStatus, OPEN.has(run.status) ? "Live" : "Finished", " · checked ", time(new Date().toISOString()));
     return { changed, active: OPEN.has(run.status) };
   }
 
@@ -323,7 +328,6 @@ export async function render(container, context) {
   context.onLeave(stopFollowing);
 
   show(run);
-  mount(liveStatus, OPEN.has(run.status) ? "Live" : "Finished");
   await loadEvents();
   follow();
 }
