@@ -236,6 +236,9 @@ export async function render(container, context) {
     }
   }
 
+  /** The clicked button is gone once its answer shows: keyboard users go on from the button that replaced it. */
+  const keepFocus = () => (actions.querySelector("button") || container.querySelector("h1")).focus();
+
   /** An action whose refusal (409, 403…) shows the API's detail next to the buttons. */
   const reporting = (action) => async () => {
     try {
@@ -261,6 +264,7 @@ export async function render(container, context) {
     confirming = false;
     mount(actionMessage);
     show(stopped);
+    keepFocus();
     notify("Run stopped.");
     await loadEvents();
     follow();
@@ -270,6 +274,7 @@ export async function render(container, context) {
     const retried = await post(`/v1/workflow-runs/${encodeURIComponent(run.id)}/retry`);
     mount(actionMessage);
     show(retried);
+    keepFocus();
     notify(`Retry started: attempt ${retried.attempt}.`);
     await loadEvents();
     follow();
