@@ -214,6 +214,7 @@ export async function render(container, context) {
   let confirming = false;
   let shownActions = null;
   function showActions() {
+    if (!OPEN.has(run.status)) confirming = false; // the run ended while the question was asked
     const key = `${run.status}:${confirming}`;
     if (key === shownActions) return; // keep focus on a button that stays
     shownActions = key;
@@ -248,7 +249,7 @@ export async function render(container, context) {
     }
   };
 
-  let generation = 0; // bumped when an action's answer is shown: a poll that started earlier is stale
+  let generation = 0; // bumped whenever a run is shown: a poll that started before is stale
   function show(next) {
     generation += 1;
     run = next;
