@@ -103,11 +103,21 @@ def test_the_detail_shows_the_configuration_and_schedule_but_never_the_secret(
     assert WEBHOOK_SECRET not in page.content()
     assert WEBHOOK_SECRET.removeprefix("whsec_") not in page.content()
 
+    # Saving an edit replaces the whole definition: the picked paths and the schedule come back filled in.
+    page.get_by_role("button", name="Edit").click()
+    page.get_by_label("Webhook secret").fill(WEBHOOK_SECRET)
+    page.get_by_label("Max attempts").fill("1")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("region", name="Configuration")).to_contain_text("No automatic retries")
+    expect(schedule).to_contain_text("Europe/Paris")
+    expect(page.get_by_role("region", name="Knowledge")).to_contain_text(knowledge["outputs"]["materialized_path"])
+    assert WEBHOOK_SECRET not in page.content()
+
 
 def test_a_double_clicked_invoke_makes_one_run_and_opens_it(
         console: Console, owner_api: Api, local_stack: LocalStack, start_runner: Callable[..., str],
         make_definition: Callable[..., dict[str, Any]]) -> None:
-    definition = make_definition(start_runner(WEBHOOK_SECRET), name="Invoke me")
+    definition = make_definition(start_runner(WEBHOOK_SECRET, "--delay", "2"), name="Invoke me")
     console.sign_in(local_stack.credentials["api_key"])
     page = console.open(f"#/definitions/{definition['id']}")
     page.get_by_role("button", name="Invoke").dblclick()
@@ -117,6 +127,12 @@ def test_a_double_clicked_invoke_makes_one_run_and_opens_it(
     assert runs["total"] == 1
     run = runs["items"][0]
     assert page.url.endswith(f"#/runs/{run['id']}")
+
+    # While its run is open the definition cannot be deleted: the page says why and keeps it.
+    page = console.open(f"#/definitions/{definition['id']}")
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("group", name="Confirm delete").get_by_role("button", name="Delete definition").click()
+    expect(page.get_by_role("alert")).to_contain_text("run")
     owner_api.wait_for(lambda: owner_api.get(f"/v1/workflow-runs/{run['id']}")["status"] == "COMPLETED",
                        "the run to complete")
 
@@ -141,4 +157,11 @@ def test_a_hostile_definition_name_renders_as_text(
     expect(page.get_by_role("region", name="Configuration")).to_contain_text(HOSTILE)
     assert page.locator("img[src=x]").count() == 0
     assert page.url.endswith(f"#/definitions/{definition['id']}")
-    # The console fixture fails the test had any alert() dialog opened.
+
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("button", name="Keep it").click()
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("button", name="Delete definition").click()
+    expect(page.get_by_role("heading", name="Definitions")).to_be_visible()
+    expect(page.get_by_role("link", name=HOSTILE)).to_have_count(0)
+    # The console fixture fails the test if any dialog (an injected alert()) opened.

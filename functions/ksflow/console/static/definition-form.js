@@ -32,6 +32,11 @@ export async function loadPathParts() {
   return { parts: picked, truncated: total > parts.length };
 }
 
+/** "DAILY" as "Daily". */
+export function cadenceName(cadence) {
+  return cadence.charAt(0) + cadence.slice(1).toLowerCase();
+}
+
 /** `schedule_start_at` (a UTC instant) as the `datetime-local` wall time in `zone`. */
 function wallTime(iso, zone) {
   if (!iso) return "";
@@ -120,15 +125,19 @@ export async function renderDefinitionForm(container, { definition = null, onSav
   const heartbeat = h("input", { type: "number", min: "10", max: "3600", step: "1", inputmode: "numeric",
                                  value: value(d.heartbeat_timeout_seconds) });
   const active = h("input", { type: "checkbox", id: "def-active", checked: editing ? d.is_active : true });
-  const cadence = h("select", {}, h("option", { value: "" }, "Manual only (no schedule)"),
-    CADENCES.map((c) => h("option", { value: c, selected: c === d.schedule_cadence }, c.charAt(0) + c.slice(1).toLowerCase())));
+  const cadence = h("select", {}, h("option", { value: "" }, "Manual only"),
+    CADENCES.map((c) => h("option", { value: c, selected: c === d.schedule_cadence }, cadenceName(c))));
   const zone = d.schedule_timezone || "UTC";
   const startAt = h("input", { type: "datetime-local", value: wallTime(d.schedule_start_at, zone) });
   const timezone = h("input", { type: "text", list: "def-zones", maxlength: "64", value: zone, autocomplete: "off" });
   const zones = h("datalist", { id: "def-zones" }, timeZones().map((z) => h("option", { value: z })));
   const overlap = h("select", {},
-    h("option", { value: "SKIP", selected: d.schedule_overlap !== "ALLOW" }, "Skip while the previous scheduled run is open"),
+    h("option", { value: "SKIP", selected: d.schedule_overlap !== "ALLOW" }, "Skip if the last is open"),
     h("option", { value: "ALLOW", selected: d.schedule_overlap === "ALLOW" }, "Allow overlapping runs"));
+  // The schedule's other fields mean nothing without a cadence.
+  const syncSchedule = () => [startAt, timezone, overlap].forEach((control) => { control.disabled = !cadence.value; });
+  cadence.addEventListener("change", syncSchedule);
+  syncSchedule();
   const policy = d.retry_policy || {};
   const maxAttempts = h("input", { type: "number", min: "1", max: "10", step: "1", value: value(policy.max_attempts ?? 1) });
   const backoff = h("input", { type: "number", min: "1", max: "3600", step: "1", value: value(policy.backoff_seconds ?? 30) });
@@ -208,9 +217,10 @@ export async function renderDefinitionForm(container, { definition = null, onSav
       field("runner_config.webhook_secret", "Webhook secret", secret, editing
         ? "Required with a runner URL: enter it again. It is write-only, never shown, and saving replaces it."
         : "Required with a runner URL. It signs dispatches; it is never shown again."),
-      field("max_run_duration_seconds", "Max run duration (seconds)", maxDuration, "60 to 86400."),
-      field("heartbeat_timeout_seconds", "Heartbeat timeout (seconds)", heartbeat,
-        "Optional, 10 to 3600: a running attempt without a heartbeat for this long fails.")),
+      h("div", { class: "form-row" },
+        field("max_run_duration_seconds", "Max run duration (seconds)", maxDuration, "60 to 86400."),
+        field("heartbeat_timeout_seconds", "Heartbeat timeout (seconds)", heartbeat,
+          "Optional, 10 to 3600: a running attempt without a heartbeat for this long fails."))),
     h("section", { class: "card form-section", "aria-labelledby": "def-paths" },
       h("h2", { id: "def-paths" }, "Knowledge"),
       tree.truncated ? h("p", { class: "muted" }, `Only the first ${TREE_MAX_PARTS} entries of the knowledge tree are listed.`) : null,

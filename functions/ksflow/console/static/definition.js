@@ -3,8 +3,7 @@
 // `#/definitions/<id>?edit=1` shows the form that replaces it.
 
 import { ApiError, api, get, post } from "/console/api.js";
-import { renderDefinitionForm } from "/console/definition-form.js";
-import { scheduleSummary } from "/console/definitions.js";
+import { cadenceName, renderDefinitionForm } from "/console/definition-form.js";
 import { h, mount } from "/console/dom.js";
 import { poll } from "/console/poll.js";
 import { runColumns } from "/console/runs.js";
@@ -30,12 +29,23 @@ function pathList(ids, paths) {
   }));
 }
 
+/** An instant as the wall time in the schedule's zone (the zone the recurrence follows), e.g. "… 02:30 Europe/Paris". */
+function zonedTime(iso, zone) {
+  try {
+    const text = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short", timeZone: zone })
+      .format(new Date(iso));
+    return h("time", { datetime: iso, title: new Date(iso).toISOString() }, `${text} ${zone}`);
+  } catch {
+    return time(iso); // a zone this browser does not know
+  }
+}
+
 function schedule(definition) {
   if (!definition.schedule_cadence) return [["Schedule", h("span", { class: "muted" }, "Manual only")]];
   const error = definition.last_schedule_error;
   return [
-    ["Schedule", scheduleSummary(definition)],
-    ["First occurrence", h("span", {}, time(definition.schedule_start_at), ` (${definition.schedule_timezone})`)],
+    ["Cadence", cadenceName(definition.schedule_cadence)],
+    ["First occurrence", zonedTime(definition.schedule_start_at, definition.schedule_timezone)],
     ["Next run at", definition.next_run_at ? time(definition.next_run_at) : h("span", { class: "muted" },
       definition.is_active ? "None" : "None: the definition is inactive")],
     ["Overlap", definition.schedule_overlap === "ALLOW" ? "Allow overlapping runs"
@@ -132,7 +142,7 @@ export async function render(container, context) {
   mount(container,
     heading(definition.name, canInvoke ? invokeControl(definition, messages) : invokeNote, edit, remove.button),
     messages, remove.area,
-    h("div", { class: "grid" },
+    h("div", { class: "grid definition-cards" },
       h("section", { class: "card", "aria-labelledby": "def-config" },
         h("h2", { id: "def-config" }, "Configuration"),
         facts([

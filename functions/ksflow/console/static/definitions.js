@@ -2,7 +2,7 @@
 // and at `#/definitions?new=1` the form that creates one.
 
 import { get } from "/console/api.js";
-import { renderDefinitionForm } from "/console/definition-form.js";
+import { cadenceName, renderDefinitionForm } from "/console/definition-form.js";
 import { h, mount } from "/console/dom.js";
 import { poll } from "/console/poll.js";
 import { clipped, errorBox, heading, pager, replaceQuery, shortId, statusBadge, table, time } from "/console/ui.js";
@@ -24,10 +24,9 @@ function runnerHost(definition) {
 }
 
 /** "Daily" and when it fires next, or "Manual". */
-export function scheduleSummary(definition) {
+function scheduleSummary(definition) {
   if (!definition.schedule_cadence) return h("span", { class: "muted" }, "Manual");
-  const cadence = definition.schedule_cadence.charAt(0) + definition.schedule_cadence.slice(1).toLowerCase();
-  return h("span", {}, cadence, " · next ",
+  return h("span", {}, cadenceName(definition.schedule_cadence), " · next ",
     definition.next_run_at ? time(definition.next_run_at) : h("span", { class: "muted" }, "none (inactive)"));
 }
 
