@@ -93,19 +93,22 @@ export async function renderDefinitionForm(container, { definition = null, onSav
       const id = `${key}-${index}`;
       return h("div", { class: "pick" },
         h("input", { type: "checkbox", id, value: part.id, checked: chosen.has(part.id) }),
-        h("label", { for: id }, part.path, part.type === "DOCUMENT" ? h("span", { class: "muted" }, " (document)") : null));
+        h("label", { for: id }, part.path,
+          part.type === "DOCUMENT" ? h("span", { class: "muted" }, " (document)") : null));
     });
     const list = h("div", { class: "pick-list" },
       boxes.length ? boxes : h("p", { class: "muted" }, "Nothing to pick yet: add it on the Documents page first."));
     const group = h("fieldset", { class: "field picker", "aria-describedby": `${key}-hint ${message.id}` },
       h("legend", {}, label), h("p", { class: "muted hint", id: `${key}-hint` }, hint), list, message);
     fields.set(key, { message, control: group, label });
-    return { group, values: () => boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value) };
+    const values = () => boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
+    return { group, values };
   }
 
   const value = (v) => (v === null || v === undefined ? "" : String(v));
   const d = definition || {};
-  const name = h("input", { type: "text", maxlength: "255", required: true, value: value(d.name), autocomplete: "off" });
+  const name = h("input", { type: "text", maxlength: "255", required: true, value: value(d.name),
+                            autocomplete: "off" });
   const description = h("textarea", { rows: "3", maxlength: "4096" }, value(d.description));
   const runnerUrl = h("input", { type: "url", maxlength: "2083", value: value(d.runner_config && d.runner_config.url),
                                  placeholder: "https://runner.example.com/hooks/ksflow", autocomplete: "off" });
@@ -120,10 +123,10 @@ export async function renderDefinitionForm(container, { definition = null, onSav
     h("option", { value: "" }, "No template"),
     tree.parts.filter((p) => p.type === "DOCUMENT").map((p) => h("option", {
       value: p.id, selected: p.id === d.template_path_part_id }, p.path)));
-  const maxDuration = h("input", { type: "number", min: "60", max: "86400", step: "1", inputmode: "numeric",
-                                   value: value(d.max_run_duration_seconds ?? 300) });
-  const heartbeat = h("input", { type: "number", min: "10", max: "3600", step: "1", inputmode: "numeric",
-                                 value: value(d.heartbeat_timeout_seconds) });
+  const number = (min, max, current, step = "1") => h("input", {
+    type: "number", min, max, step, value: value(current) });
+  const maxDuration = number("60", "86400", d.max_run_duration_seconds ?? 300);
+  const heartbeat = number("10", "3600", d.heartbeat_timeout_seconds);
   const active = h("input", { type: "checkbox", id: "def-active", checked: editing ? d.is_active : true });
   const cadence = h("select", {}, h("option", { value: "" }, "Manual only"),
     CADENCES.map((c) => h("option", { value: c, selected: c === d.schedule_cadence }, cadenceName(c))));
@@ -139,9 +142,9 @@ export async function renderDefinitionForm(container, { definition = null, onSav
   cadence.addEventListener("change", syncSchedule);
   syncSchedule();
   const policy = d.retry_policy || {};
-  const maxAttempts = h("input", { type: "number", min: "1", max: "10", step: "1", value: value(policy.max_attempts ?? 1) });
-  const backoff = h("input", { type: "number", min: "1", max: "3600", step: "1", value: value(policy.backoff_seconds ?? 30) });
-  const multiplier = h("input", { type: "number", min: "1", max: "10", step: "0.1", value: value(policy.backoff_multiplier ?? 2) });
+  const maxAttempts = number("1", "10", policy.max_attempts ?? 1);
+  const backoff = number("1", "3600", policy.backoff_seconds ?? 30);
+  const multiplier = number("1", "10", policy.backoff_multiplier ?? 2, "0.1");
 
   const summary = h("div", { class: "form-errors", role: "alert", tabindex: "-1" });
   const save = h("button", { type: "submit", class: "primary" }, editing ? "Save changes" : "Create definition");
@@ -150,8 +153,8 @@ export async function renderDefinitionForm(container, { definition = null, onSav
   function body() {
     const url = runnerUrl.value.trim();
     const schedule = cadence.value
-      ? { schedule_cadence: cadence.value, schedule_start_at: startAt.value || null, schedule_timezone: timezone.value.trim() || "UTC",
-          schedule_overlap: overlap.value }
+      ? { schedule_cadence: cadence.value, schedule_start_at: startAt.value || null,
+          schedule_timezone: timezone.value.trim() || "UTC", schedule_overlap: overlap.value }
       : { schedule_cadence: null, schedule_start_at: null, schedule_timezone: null, schedule_overlap: overlap.value };
     const attempts = numberOrNull(maxAttempts);
     return {
@@ -188,8 +191,7 @@ export async function renderDefinitionForm(container, { definition = null, onSav
   function showErrors(problems) {
     const items = problems.map((problem) => {
       const path = (problem.loc || []).filter((p) => p !== "body").map(String);
-      let key = null;
-      for (let n = path.length; n > 0 && !key; n -= 1) if (fields.has(path.slice(0, n).join("."))) key = path.slice(0, n).join(".");
+      const key = path.map((_, i) => path.slice(0, path.length - i).join(".")).find((k) => fields.has(k));
       const target = key && fields.get(key);
       if (target) {
         target.message.hidden = false;
@@ -208,12 +210,14 @@ export async function renderDefinitionForm(container, { definition = null, onSav
       h("h2", { id: "def-about" }, "About"),
       field("name", "Name", name),
       field("description", "Description", description, "Optional. Search matches it as well as the name."),
-      h("div", { class: "field check" }, active, h("label", { for: "def-active" }, "Active (can be invoked and scheduled)"))),
+      h("div", { class: "field check" }, active,
+        h("label", { for: "def-active" }, "Active (can be invoked and scheduled)"))),
     h("section", { class: "card form-section", "aria-labelledby": "def-runner" },
       h("h2", { id: "def-runner" }, "Runner"),
       groupMessage("runner_config", "Runner", runnerUrl),
       field("runner_config.url", "Runner URL", runnerUrl,
-        "Where runs are dispatched (https; a runner on this machine may use http://127.0.0.1). Leave empty for no runner."),
+        "Where runs are dispatched (https; a runner on this machine may use http://127.0.0.1). "
+        + "Leave empty for no runner."),
       field("runner_config.webhook_secret", "Webhook secret", secret, editing
         ? "Required with a runner URL: enter it again. It is write-only, never shown, and saving replaces it."
         : "Required with a runner URL. It signs dispatches; it is never shown again."),
@@ -223,14 +227,17 @@ export async function renderDefinitionForm(container, { definition = null, onSav
           "Optional, 10 to 3600: a running attempt without a heartbeat for this long fails."))),
     h("section", { class: "card form-section", "aria-labelledby": "def-paths" },
       h("h2", { id: "def-paths" }, "Knowledge"),
-      tree.truncated ? h("p", { class: "muted" }, `Only the first ${TREE_MAX_PARTS} entries of the knowledge tree are listed.`) : null,
+      tree.truncated
+        ? h("p", { class: "muted" }, `Only the first ${TREE_MAX_PARTS} entries of the knowledge tree are listed.`)
+        : null,
       h("div", { class: "picker-grid" }, sources.group, instructions.group, outputs.group),
       field("template_path_part_id", "Template", template, "Optional document the runner fills in.")),
     h("section", { class: "card form-section", "aria-labelledby": "def-schedule" },
       h("h2", { id: "def-schedule" }, "Schedule"),
       h("div", { class: "form-row" },
         field("schedule_cadence", "Cadence", cadence),
-        field("schedule_start_at", "First run at", startAt, "Wall time in the time zone; it sets the time, weekday and day of month."),
+        field("schedule_start_at", "First run at", startAt,
+          "Wall time in the time zone; it sets the time, weekday and day of month."),
         field("schedule_timezone", "Time zone", timezone, "An IANA name such as Europe/Paris."),
         field("schedule_overlap", "Overlap", overlap)),
       zones),
@@ -240,7 +247,8 @@ export async function renderDefinitionForm(container, { definition = null, onSav
       h("div", { class: "form-row" },
         field("retry_policy.max_attempts", "Max attempts", maxAttempts, "1 to 10; 1 means no automatic retry."),
         field("retry_policy.backoff_seconds", "Backoff (seconds)", backoff, "Wait before the first retry, 1 to 3600."),
-        field("retry_policy.backoff_multiplier", "Backoff multiplier", multiplier, "Each later wait grows by it, 1 to 10."))),
+        field("retry_policy.backoff_multiplier", "Backoff multiplier", multiplier,
+          "Each later wait grows by it, 1 to 10."))),
     h("div", { class: "form-actions" }, save, h("a", { href: cancelHref }, "Cancel")));
 
   form.addEventListener("submit", async (event) => {
@@ -249,7 +257,8 @@ export async function renderDefinitionForm(container, { definition = null, onSav
     clearErrors();
     const request = body();
     if (request.runner_config && !request.runner_config.webhook_secret) {
-      showErrors([{ loc: ["body", "runner_config", "webhook_secret"], msg: "Enter the webhook secret the runner verifies." }]);
+      showErrors([{ loc: ["body", "runner_config", "webhook_secret"],
+                    msg: "Enter the webhook secret the runner verifies." }]);
       return;
     }
     save.disabled = true;

@@ -29,12 +29,13 @@ function pathList(ids, paths) {
   }));
 }
 
-/** An instant as the wall time in the schedule's zone (the zone the recurrence follows), e.g. "… 02:30 Europe/Paris". */
+/** An instant as the wall time in the schedule's zone (the zone its recurrence follows): "… 2:30 AM Europe/Paris". */
 function zonedTime(iso, zone) {
   try {
     const text = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short", timeZone: zone })
       .format(new Date(iso));
-    return h("time", { datetime: iso, title: new Date(iso).toISOString() }, `${text} ${zone}`);
+    const instant = new Date(iso).toISOString();
+    return h("time", { datetime: instant, title: instant }, `${text} ${zone}`);
   } catch {
     return time(iso); // a zone this browser does not know
   }
@@ -46,12 +47,14 @@ function schedule(definition) {
   return [
     ["Cadence", cadenceName(definition.schedule_cadence)],
     ["First occurrence", zonedTime(definition.schedule_start_at, definition.schedule_timezone)],
-    ["Next run at", definition.next_run_at ? time(definition.next_run_at) : h("span", { class: "muted" },
-      definition.is_active ? "None" : "None: the definition is inactive")],
+    ["Next run at", definition.next_run_at
+      ? zonedTime(definition.next_run_at, definition.schedule_timezone)
+      : h("span", { class: "muted" }, definition.is_active ? "None" : "None: the definition is inactive")],
     ["Overlap", definition.schedule_overlap === "ALLOW" ? "Allow overlapping runs"
       : "Skip while the previous scheduled run is open"],
     ["Last schedule error", error
-      ? h("div", { class: "error-box" }, "Occurrence ", time(error.occurrence), " at ", time(error.at), ": ", error.error)
+      ? h("div", { class: "error-box" },
+        "Occurrence ", time(error.occurrence), " at ", time(error.at), ": ", error.error)
       : h("span", { class: "muted" }, "None")],
   ];
 }
@@ -97,7 +100,8 @@ function invokeControl(definition, area) {
   let key = crypto.randomUUID();
   return actionButton("Invoke", async () => {
     try {
-      const run = await post(`/v1/workflow-definitions/${encodeURIComponent(definition.id)}/invoke`, { idempotency_key: key });
+      const run = await post(`/v1/workflow-definitions/${encodeURIComponent(definition.id)}/invoke`,
+        { idempotency_key: key });
       key = crypto.randomUUID();
       window.location.hash = `#/runs/${encodeURIComponent(run.id)}`;
     } catch (error) {
@@ -114,7 +118,8 @@ export async function render(container, context) {
   } catch (error) {
     if (error instanceof ApiError && (error.status === 404 || error.status === 422)) {
       mount(container, heading("Definition not found"),
-        h("p", {}, "It does not exist, was deleted, or is not visible to you. ", h("a", { href: "#/definitions" }, "All definitions")));
+        h("p", {}, "It does not exist, was deleted, or is not visible to you. ",
+          h("a", { href: "#/definitions" }, "All definitions")));
       return;
     }
     throw error;
@@ -149,7 +154,8 @@ export async function render(container, context) {
           ["Description", definition.description || h("span", { class: "muted" }, "None")],
           ["State", definition.is_active ? "Active" : "Inactive"],
           ["Runner URL", definition.runner_config
-            ? h("span", { class: "mono wrap" }, definition.runner_config.url) : h("span", { class: "muted" }, "No runner")],
+            ? h("span", { class: "mono wrap" }, definition.runner_config.url)
+            : h("span", { class: "muted" }, "No runner")],
           ["Webhook secret", definition.runner_config ? "Set, never shown" : h("span", { class: "muted" }, "None")],
           ["Max run duration", duration(definition.max_run_duration_seconds)],
           ["Heartbeat timeout", definition.heartbeat_timeout_seconds
@@ -182,7 +188,8 @@ export async function render(container, context) {
     const sequence = ++loads;
     let page;
     try {
-      page = await get(`/v1/workflow-definitions/${encodeURIComponent(definition.id)}/runs`, { limit: RUNS_PAGE, offset });
+      page = await get(`/v1/workflow-definitions/${encodeURIComponent(definition.id)}/runs`,
+        { limit: RUNS_PAGE, offset });
     } catch (error) {
       if (sequence === loads) mount(runsArea, errorBox(error));
       lastSignature = null;

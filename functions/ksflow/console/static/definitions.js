@@ -35,7 +35,8 @@ function lastRunCell(run) {
   if (run === null) return h("span", { class: "muted" }, "Never run");
   if (run instanceof Error) return h("span", { class: "muted" }, "Unavailable");
   return h("span", { class: "last-run" }, statusBadge(run.status), " ",
-    h("a", { href: `#/runs/${encodeURIComponent(run.id)}`, "aria-label": `Run ${run.id}, ${run.status}` }, shortId(run.id)),
+    h("a", { href: `#/runs/${encodeURIComponent(run.id)}`, "aria-label": `Run ${run.id}, ${run.status}` },
+      shortId(run.id)),
     " ", time(run.created_at));
 }
 
@@ -78,7 +79,8 @@ export async function render(container, context) {
 
   mount(container,
     heading("Definitions", liveStatus, newButton),
-    h("form", { class: "filters", role: "search", "aria-label": "Find definitions", onsubmit: (e) => e.preventDefault() },
+    h("form", { class: "filters", role: "search", "aria-label": "Find definitions",
+                onsubmit: (e) => e.preventDefault() },
       h("div", { class: "field grow" }, h("label", { for: "definition-search" }, "Search"), search),
       h("div", { class: "field" }, h("label", { for: "definition-sort" }, "Sort by"), sort)),
     results);
@@ -109,7 +111,8 @@ export async function render(container, context) {
     lastSignature = signature;
     const open = [...lastRuns.values()].some((r) => r && OPEN.has(r.status));
     if (changed) {
-      const empty = state.search ? "No definitions match this search." : "No definitions yet: create one with New definition.";
+      const empty = state.search ? "No definitions match this search."
+        : "No definitions yet: create one with New definition.";
       mount(results,
         table("Definitions", COLUMNS(lastRuns), page.items, empty),
         page.total ? pager(page, (offset) => { state.offset = offset; restart(); }, "definitions") : null);
@@ -121,7 +124,8 @@ export async function render(container, context) {
   let stop = null;
   async function restart() {
     replaceQuery(Object.fromEntries(Object.entries({
-      search: state.search, sort: state.sort === "CREATED_AT" ? "" : state.sort, offset: state.offset ? String(state.offset) : "",
+      search: state.search, sort: state.sort === "CREATED_AT" ? "" : state.sort,
+      offset: state.offset ? String(state.offset) : "",
     }).filter(([, v]) => v)));
     if (stop) stop();
     lastSignature = null;
