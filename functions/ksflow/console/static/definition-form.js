@@ -62,7 +62,8 @@ function timeZones() {
  */
 export async function renderDefinitionForm(container, { definition = null, onSaved, cancelHref }) {
   const editing = Boolean(definition);
-  const tree = await loadPathParts();
+  // A USER granted only parts of the tree cannot list it from the root: the form still opens, and says so.
+  const tree = await loadPathParts().catch((error) => ({ parts: [], truncated: false, error }));
   const fields = new Map(); // API field path ("runner_config.url") → {message element, control, label}
   let fieldCount = 0;
 
@@ -178,13 +179,15 @@ export async function renderDefinitionForm(container, { definition = null, onSav
     };
   }
 
+  function clearField({ message, control }) {
+    message.hidden = true;
+    mount(message);
+    control.removeAttribute("aria-invalid");
+  }
+
   function clearErrors() {
     mount(summary);
-    fields.forEach(({ message, control }) => {
-      message.hidden = true;
-      mount(message);
-      control.removeAttribute("aria-invalid");
-    });
+    fields.forEach(clearField);
   }
 
   /** Each `{loc, msg}` at the field its loc names (the longest known prefix), and all of them in a list on top. */
@@ -230,6 +233,9 @@ export async function renderDefinitionForm(container, { definition = null, onSav
       tree.truncated
         ? h("p", { class: "muted" }, `Only the first ${TREE_MAX_PARTS} entries of the knowledge tree are listed.`)
         : null,
+      tree.error
+        ? h("p", { class: "error-box" }, "The knowledge tree could not be listed: ", tree.error.message)
+        : null,
       h("div", { class: "picker-grid" }, sources.group, instructions.group, outputs.group),
       field("template_path_part_id", "Template", template, "Optional document the runner fills in.")),
     h("section", { class: "card form-section", "aria-labelledby": "def-schedule" },
@@ -250,6 +256,13 @@ export async function renderDefinitionForm(container, { definition = null, onSav
         field("retry_policy.backoff_multiplier", "Backoff multiplier", multiplier,
           "Each later wait grows by it, 1 to 10."))),
     h("div", { class: "form-actions" }, save, h("a", { href: cancelHref }, "Cancel")));
+
+  // A field's complaint goes away once the user changes that field.
+  const settle = (event) => fields.forEach((entry) => {
+    if (entry.control === event.target || entry.control.contains(event.target)) clearField(entry);
+  });
+  form.addEventListener("input", settle);
+  form.addEventListener("change", settle);
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
