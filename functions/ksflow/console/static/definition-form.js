@@ -85,10 +85,16 @@ export async function renderDefinitionForm(container, { definition = null, onSav
     return message;
   }
 
-  /** A group of path-part checkboxes (or one select for the template), labelled by the path. */
+  /**
+   * Checkboxes labelled by path. A saved reference the tree did not list stays checked under its id, so
+   * saving an edit never drops it silently.
+   */
   function picker(key, label, types, selected, hint) {
-    const choices = tree.parts.filter((p) => types.includes(p.type));
     const chosen = new Set((selected || []).map(String));
+    const listed = tree.parts.filter((p) => types.includes(p.type));
+    const unlisted = [...chosen].filter((id) => !listed.some((p) => p.id === id))
+      .map((id) => ({ id, path: `Not listed here (${id})`, type: "" }));
+    const choices = [...listed, ...unlisted];
     const message = h("p", { class: "field-error", id: `${key}-error`, hidden: true });
     const boxes = choices.map((part, index) => {
       const id = `${key}-${index}`;
@@ -120,10 +126,14 @@ export async function renderDefinitionForm(container, { definition = null, onSav
     "Documents that tell the runner what to do (1 to 20).");
   const outputs = picker("output_path_part_ids", "Outputs", ["FOLDER"], d.output_path_part_ids,
     "Folders the runner writes its results to (1 to 20).");
+  const documents = tree.parts.filter((p) => p.type === "DOCUMENT");
+  const templateUnlisted = d.template_path_part_id && !documents.some((p) => p.id === d.template_path_part_id);
   const template = h("select", {},
     h("option", { value: "" }, "No template"),
-    tree.parts.filter((p) => p.type === "DOCUMENT").map((p) => h("option", {
-      value: p.id, selected: p.id === d.template_path_part_id }, p.path)));
+    documents.map((p) => h("option", { value: p.id, selected: p.id === d.template_path_part_id }, p.path)),
+    templateUnlisted
+      ? h("option", { value: d.template_path_part_id, selected: true }, `Not listed here (${d.template_path_part_id})`)
+      : null);
   const number = (min, max, current, step = "1") => h("input", {
     type: "number", min, max, step, value: value(current) });
   const maxDuration = number("60", "86400", d.max_run_duration_seconds ?? 300);
