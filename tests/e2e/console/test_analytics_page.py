@@ -73,6 +73,7 @@ def test_an_owner_sees_the_tenants_runs_as_charts(
     assert "window=24h" in page.url and "bucket=hour" in page.url
     expect(page.get_by_role("figure", name="Runs over time").get_by_role("img")).to_have_attribute(
         "aria-label", re.compile(r"^Runs over time, by hour: 3 runs;"))
+    console.screenshot("analytics-24-hours")
     page.reload()
     expect(page.get_by_label("Window")).to_have_value("24h")
 

@@ -43,7 +43,7 @@ function bucketNames(bucket, points) {
   }[bucket];
   const tick = {
     // Over more than a day, an hour's tick names its day too.
-    hour: points > 25 ? format({ weekday: "short", hour: "2-digit" }) : format({ hour: "2-digit", minute: "2-digit" }),
+    hour: points > 25 ? format({ weekday: "short", hour: "numeric" }) : format({ hour: "numeric" }),
     day: format({ month: "short", day: "numeric" }),
     week: format({ month: "short", day: "numeric" }),
     month: format({ month: "short", year: "numeric" }),

@@ -60,9 +60,10 @@ function chartSvg(width, height, summary, ...children) {
 
 /**
  * Columns along a time or hour axis, each a stack of segments.
- * `columns`: [{label (for tooltips), tick (axis text), segments: [{value, name, className}]}].
+ * `columns`: [{label (for tooltips), tick (axis text), segments: [{value, name, className}]}]; `units` names a
+ * column's total (one, many).
  */
-export function columnChart({ width, height = 240, columns, summary, unit = "runs" }) {
+export function columnChart({ width, height = 240, columns, summary, units = ["run", "runs"] }) {
   const totals = columns.map((c) => c.segments.reduce((sum, segment) => sum + segment.value, 0));
   const ticks = niceTicks(Math.max(0, ...totals), { integer: true });
   const top = ticks[ticks.length - 1];
@@ -87,14 +88,17 @@ export function columnChart({ width, height = 240, columns, summary, unit = "run
       base += segment.value;
       return rect;
     });
+    const middle = x + barWidth / 2;
+    // A tick label sits under its column unless it would run off the chart's edges.
+    const labelled = index % tickEvery === 0 && column.tick && middle - textWidth(column.tick) / 2 >= 0
+      && middle + textWidth(column.tick) / 2 <= width;
     return s("g", { class: "column" },
       // The whole column's height answers a pointer, so an empty hour still tells its "0 runs".
       s("rect", { class: "hit", x: plot.x + index * band, y: plot.y, width: band, height: plot.height },
-        s("title", {}, `${column.label}: ${count.format(totals[index])} ${unit}`)),
+        s("title", {}, `${column.label}: ${count.format(totals[index])} ${units[totals[index] === 1 ? 0 : 1]}`)),
       segments,
-      index % tickEvery === 0 && column.tick
-        ? s("text", { class: "axis-label", x: x + barWidth / 2, y: plot.y + plot.height + 17, "text-anchor": "middle" },
-          column.tick)
+      labelled
+        ? s("text", { class: "axis-label", x: middle, y: plot.y + plot.height + 17, "text-anchor": "middle" }, column.tick)
         : null);
   });
   return chartSvg(width, height, summary, grid, bars,
