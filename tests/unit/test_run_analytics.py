@@ -128,6 +128,9 @@ def test_a_daily_series_shows_empty_days(world: World) -> None:
     window = f"since={clock.iso(BASE - timedelta(days=2))}&until={clock.iso(BASE + timedelta(days=1))}"
     series = _get("/v1/admin/workflows/timeseries", world.tenant.api_key, f"{window}&bucket=day&timezone=Asia/Kolkata")
     assert [p["count"] for p in series["points"]] == [0, 0, 11, 0]
+    assert [p["counts_by_state"] for p in series["points"]][1:3] == [
+        {"PENDING": 0, "RUNNING": 0, "COMPLETED": 0, "FAILED": 0},
+        {"PENDING": 2, "RUNNING": 2, "COMPLETED": 4, "FAILED": 3}]
     assert series["points"][2]["bucket_start"].startswith("2026-11-20T00:00:00+05:30")
 
 

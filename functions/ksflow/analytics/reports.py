@@ -140,11 +140,21 @@ def _zone(name: str) -> Any:
 
 
 def timeseries(scope: Scope, window: Window, unit: TimeBucket, timezone: str) -> summary.RunTimeseriesResponse:
-    """Runs created per local hour, day, week or month; every bucket of the window appears, empty ones as 0."""
-    regrouped = buckets.timeseries(_quarter_counts(scope, window), _zone(timezone), unit,
-                                   buckets.bucket_start(window.since), window.end)
+    """Runs created per local hour, day, week or month, in all and by status; every bucket appears, empty as 0."""
+    tz = _zone(timezone)
+    records = [scope.record(start, item) for start, item in _buckets(scope, window)]
+
+    def regrouped(counts: dict[datetime, int]) -> list[tuple[datetime, int]]:
+        # Given the window, every series has the same local buckets in the same order.
+        return buckets.timeseries(counts, tz, unit, buckets.bucket_start(window.since), window.end)
+
+    totals = regrouped({record.start: record.total() for record in records})
+    by_status = {status.value: regrouped({record.start: int(record.counts.get(status.value, 0)) for record in records})
+                 for status in RunStatus}
     return summary.RunTimeseriesResponse(timezone=timezone, bucket=unit, points=[
-        summary.TimeseriesPoint(bucket_start=start, count=count) for start, count in regrouped])
+        summary.TimeseriesPoint(bucket_start=start, count=count,
+                                counts_by_state={status: series[index][1] for status, series in by_status.items()})
+        for index, (start, count) in enumerate(totals)])
 
 
 def by_hour(scope: Scope, window: Window, timezone: str) -> summary.HourHistogramResponse:

@@ -44,8 +44,11 @@ class WorkflowRunSummaryResponse(BaseModel):
 
 
 class TimeseriesPoint(BaseModel):
+    """Runs created in one local bucket: in all, and by current status (so a chart can stack them)."""
+
     bucket_start: datetime
     count: int
+    counts_by_state: dict[str, int] = Field(default_factory=dict)
 
 
 class RunTimeseriesResponse(BaseModel):
