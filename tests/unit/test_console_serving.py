@@ -81,7 +81,7 @@ def test_an_unchanged_file_is_revalidated_with_a_304(aws_env: dict[str, str]) ->
 @pytest.mark.parametrize("path", ["/console/routes.py", "/console/..%2Froutes.py", "/console/__init__.py",
                                   "/console/static", "/console/nope.js"])
 def test_only_the_console_files_are_served(aws_env: dict[str, str], path: str) -> None:
-    status, headers, body = get(path)
+    status, headers, _ = get(path)
     assert status == 404
     assert headers["Content-Type"] == "application/json"
 
