@@ -5,11 +5,9 @@
 import { ApiError, api, get, post } from "/console/api.js";
 import { cadenceName, renderDefinitionForm } from "/console/definition-form.js";
 import { h, mount } from "/console/dom.js";
-import { poll } from "/console/poll.js";
-import { runColumns } from "/console/runs.js";
-import { actionButton, duration, errorBox, facts, heading, notify, pager, table, time } from "/console/ui.js";
+import { liveRunsTable, runColumns } from "/console/runs.js";
+import { actionButton, duration, errorBox, facts, heading, notify, time } from "/console/ui.js";
 
-const OPEN = new Set(["PENDING", "RUNNING"]);
 const RUNS_PAGE = 10;
 
 /** Each referenced path part as its path (in the order given); a part that is gone says so. */
@@ -182,41 +180,11 @@ export async function render(container, context) {
       runsArea));
 
   let offset = 0;
-  let lastSignature = null;
-  let loads = 0;
-  async function load() {
-    const sequence = ++loads;
-    let page;
-    try {
-      page = await get(`/v1/workflow-definitions/${encodeURIComponent(definition.id)}/runs`,
-        { limit: RUNS_PAGE, offset });
-    } catch (error) {
-      if (sequence === loads) mount(runsArea, errorBox(error));
-      lastSignature = null;
-      throw error;
-    }
-    if (sequence !== loads || !context.isCurrent()) return { changed: false, active: false };
-    const signature = JSON.stringify([page.total, page.items.map((r) => [r.id, r.status, r.attempt, r.progress])]);
-    const changed = signature !== lastSignature;
-    lastSignature = signature;
-    const open = page.items.some((r) => OPEN.has(r.status));
-    if (changed) {
-      mount(runsArea,
-        table(`Runs of ${definition.name}`, runColumns(new Map(), { withDefinition: false }), page.items,
-          "No runs yet."),
-        page.total ? pager(page, (next) => { offset = next; restart(); }, "runs") : null);
-    }
-    mount(liveStatus, open ? "Live: runs are open" : "Up to date", " · ", time(new Date().toISOString()));
-    return { changed, active: open };
-  }
-
-  let stop = null;
-  async function restart() {
-    if (stop) stop();
-    lastSignature = null;
-    await load().catch(() => {});
-    if (context.isCurrent()) stop = poll(load, { fastMs: 2000, slowMs: 30000 });
-  }
-  context.onLeave(() => stop && stop());
+  const restart = liveRunsTable(runsArea, liveStatus, context, {
+    fetchPage: () => get(`/v1/workflow-definitions/${encodeURIComponent(definition.id)}/runs`,
+      { limit: RUNS_PAGE, offset }),
+    caption: `Runs of ${definition.name}`, columns: runColumns(new Map(), { withDefinition: false }),
+    empty: "No runs yet.", go: (next) => { offset = next; restart(); },
+  });
   await restart();
 }

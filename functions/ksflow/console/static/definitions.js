@@ -8,7 +8,6 @@ import { poll } from "/console/poll.js";
 import { clipped, errorBox, heading, pager, replaceQuery, shortId, statusBadge, table, time } from "/console/ui.js";
 
 const PAGE_SIZE = 20;
-const OPEN = new Set(["PENDING", "RUNNING"]);
 const SORTS = [["CREATED_AT", "Newest first"], ["UPDATED_AT", "Recently updated"], ["NAME", "Name (A to Z)"]];
 const SEARCH_DELAY_MS = 300;
 

@@ -9,7 +9,7 @@ import {
 } from "/console/ui.js";
 
 export const STATUSES = ["PENDING", "RUNNING", "COMPLETED", "FAILED"];
-const OPEN = new Set(["PENDING", "RUNNING"]);
+export const OPEN = new Set(["PENDING", "RUNNING"]);
 const PAGE_SIZE = 20;
 
 /** The filters in the URL's query, as the API's query parameters. */
@@ -79,6 +79,45 @@ export function runColumns(names, { withDefinition = true } = {}) {
   ].filter(Boolean);
 }
 
+/**
+ * A table of runs that refreshes itself (poll.js), fast while any run on it is open; `fetchPage()` gets
+ * the current page, `go(offset)` moves to another. Returns `restart()`, for when the query changed.
+ */
+export function liveRunsTable(area, liveStatus, context, { fetchPage, caption, columns, empty, go }) {
+  let lastSignature = null;
+  let loads = 0;
+  async function load() {
+    const sequence = ++loads;
+    let page;
+    try {
+      page = await fetchPage();
+    } catch (error) {
+      if (sequence === loads) mount(area, errorBox(error));
+      lastSignature = null;
+      throw error;
+    }
+    // The query changed while this page was on its way: the newer request draws.
+    if (sequence !== loads || !context.isCurrent()) return { changed: false, active: false };
+    const signature = JSON.stringify([page.total, page.items.map((r) => [r.id, r.status, r.attempt, r.progress,
+                                                                        r.updated_at])]);
+    const changed = signature !== lastSignature;
+    lastSignature = signature;
+    const open = page.items.some((r) => OPEN.has(r.status));
+    if (changed) mount(area, table(caption, columns, page.items, empty), page.total ? pager(page, go, "runs") : null);
+    mount(liveStatus, open ? "Live: runs are open" : "Up to date", " · ", time(new Date().toISOString()));
+    return { changed, active: open };
+  }
+
+  let stop = null;
+  context.onLeave(() => stop && stop());
+  return async function restart() {
+    if (stop) stop();
+    lastSignature = null;
+    await load().catch(() => {});
+    if (context.isCurrent()) stop = poll(load, { fastMs: 2000, slowMs: 30000 });
+  };
+}
+
 export async function render(container, context) {
   const filters = readFilters(context.query);
   const definitions = await get("/v1/workflow-definitions", { limit: 100 });
@@ -127,41 +166,9 @@ export async function render(container, context) {
       h("div", { class: "field" }, clear)),
     results);
 
-  let lastSignature = null;
-  let loads = 0;
-  async function load() {
-    const sequence = ++loads;
-    let page;
-    try {
-      page = await get("/v1/workflow-runs", apiQuery(filters));
-    } catch (error) {
-      if (sequence === loads) mount(results, errorBox(error));
-      lastSignature = null;
-      throw error;
-    }
-    // A filter changed while this page was on its way: the newer request draws.
-    if (sequence !== loads || !context.isCurrent()) return { changed: false, active: false };
-    const signature = JSON.stringify(page.items.map((r) => [r.id, r.status, r.attempt, r.progress, r.updated_at])
-      .concat([page.total]));
-    const changed = signature !== lastSignature;
-    lastSignature = signature;
-    const open = page.items.some((r) => OPEN.has(r.status));
-    if (changed) {
-      mount(results,
-        table("Runs", runColumns(names), page.items, "No runs match these filters."),
-        pager(page, (offset) => { filters.offset = offset; reload(); }, "runs"));
-    }
-    mount(liveStatus, open ? "Live: runs are open" : "Up to date", " · ", time(new Date().toISOString()));
-    return { changed, active: open };
-  }
-
-  let stop = null;
-  async function start() {
-    if (stop) stop();
-    lastSignature = null;
-    await load().catch(() => {});
-    if (context.isCurrent()) stop = poll(load, { fastMs: 2000, slowMs: 30000 });
-  }
-  context.onLeave(() => stop && stop());
+  const start = liveRunsTable(results, liveStatus, context, {
+    fetchPage: () => get("/v1/workflow-runs", apiQuery(filters)), caption: "Runs", columns: runColumns(names),
+    empty: "No runs match these filters.", go: (offset) => { filters.offset = offset; reload(); },
+  });
   await start();
 }
