@@ -42,7 +42,7 @@ def expect_ingested(page: Page, name: str) -> None:
     expect(page.get_by_label(f"Upload of {name}")).to_have_attribute("value", "100", timeout=15000)
     row = upload_row(page, name)
     expect(row).to_contain_text("completed", timeout=20000)
-    expect(row).to_contain_text("1 chunks")
+    expect(row).to_contain_text("1 chunk")
 
 
 def test_browse_the_tree_and_create_a_folder(console: Console, local_stack: LocalStack,
@@ -129,3 +129,26 @@ def test_rerun_an_ingestion_from_the_document_panel(console: Console, owner_api:
     expect(versions.get_by_role("button", name="Rerun")).to_be_enabled()
     assert detail["chunks_processed"] == 1
     console.screenshot("documents-document")
+
+
+def test_a_user_starts_from_what_is_shared_with_them(console: Console, owner_api: Api, local_stack: LocalStack,
+                                                     knowledge: dict[str, dict[str, Any]]) -> None:
+    tenant_id = local_stack.credentials["tenant_id"]
+    member = local_stack.admin("create-user", "--tenant-id", tenant_id, "--email", "reader@example.com",
+                               "--role", "USER")
+    owner_api.post("/v1/user-permissions", {"tenant_id": tenant_id, "user_id": member["user_id"],
+                                            "path_part_id": knowledge["sources"]["path_part_id"],
+                                            "capability": "READ_ONLY"})
+    console.sign_in(member["api_key"])
+    page = console.open("#/documents")
+    shared = page.get_by_role("region", name="Shared with you")
+    expect(shared).to_contain_text("Read only")
+    shared.get_by_role("link", name=f"/{knowledge['sources']['name']}").click()
+    crumbs = page.get_by_role("navigation", name="Breadcrumb")
+    expect(crumbs.get_by_role("link", name=knowledge["sources"]["name"])).to_have_attribute("aria-current", "page")
+    expect(crumbs.get_by_role("link", name="Root /")).to_have_count(0)
+
+    # Read-only: the page offers no upload or new folder, and says why.
+    expect(page.get_by_text("uploads and new folders need write access")).to_be_visible()
+    expect(page.get_by_label("Upload files", exact=True)).to_have_count(0)
+    console.screenshot("documents-shared")

@@ -21,31 +21,61 @@ const workflowIdOf = (versionId) => `ingest-${versionId}`;
 
 const folderHref = (folderId, rootId) => (folderId === rootId ? "#/documents" : `#/documents/${encodeURIComponent(folderId)}`);
 
-/** The root folder (`/`): its path part id comes with the signed-in user, its folder id with the path part. */
+/** A part the caller cannot read is a 404, like one that does not exist. */
+const unlessHidden = (error) => { if (error.status === 404) return null; throw error; };
+
+/**
+ * The root folder (`/`): its path part id comes with the signed-in user, its folder id with the path part.
+ * Null for a USER without a grant on it: such a user starts from the parts shared with them.
+ */
 async function rootFolder(me) {
   if (!me.root_path_part_id) throw new Error("The API did not say where this tenant's documents start.");
-  const part = await get(`/v1/path-parts/${encodeURIComponent(me.root_path_part_id)}`);
-  return get(`/v1/folders/${encodeURIComponent(part.metadata_obj_id)}`);
+  const part = await get(`/v1/path-parts/${encodeURIComponent(me.root_path_part_id)}`).catch(unlessHidden);
+  return part && get(`/v1/folders/${encodeURIComponent(part.metadata_obj_id)}`);
 }
 
-/** The folder's ancestors, root first, each `{id, name}`: one read per level (trees are shallow). */
+/** The readable ancestors of a folder, root first, each `{id, name}`: one read per level (trees are shallow). */
 async function ancestorsOf(folder) {
   const chain = [];
   let parentId = folder.parent_path_part_id;
   while (parentId && chain.length < 50) {
-    const part = await get(`/v1/path-parts/${encodeURIComponent(parentId)}`);
-    chain.unshift({ id: part.metadata_obj_id, name: part.name });
+    const part = await get(`/v1/path-parts/${encodeURIComponent(parentId)}`).catch(unlessHidden);
+    if (!part) break; // above a USER's grant
+    chain.unshift({ id: part.metadata_obj_id, name: part.name, isRoot: !part.parent_path_id });
     parentId = part.parent_path_id;
   }
   return chain;
 }
 
 function breadcrumbs(folder, ancestors, rootId) {
-  const crumbs = [...ancestors, { id: folder.id, name: folder.name }];
+  const crumbs = [...ancestors, { id: folder.id, name: folder.name, isRoot: !folder.parent_path_part_id }];
+  if (!crumbs[0].isRoot) crumbs.unshift({ id: null, name: "Shared with you" });
   return h("nav", { class: "breadcrumbs", "aria-label": "Breadcrumb" },
     h("ol", {}, crumbs.map((crumb, index) => h("li", {},
-      h("a", { href: folderHref(crumb.id, rootId), "aria-current": index === crumbs.length - 1 ? "page" : null },
-        index === 0 ? "Root /" : crumb.name)))));
+      h("a", { href: crumb.id ? folderHref(crumb.id, rootId) : "#/documents",
+               "aria-current": index === crumbs.length - 1 ? "page" : null },
+        crumb.isRoot ? "Root /" : crumb.name)))));
+}
+
+/** For a USER who cannot read the root: the folders and documents granted to them, as starting points. */
+async function renderShared(container, context) {
+  const grants = await get("/v1/user-permissions",
+    { tenant_id: context.me.current_tenant_id, user_id: context.me.id, limit: 100 });
+  const parts = await Promise.all(grants.items.map((g) => get(`/v1/path-parts/${encodeURIComponent(g.path_part_id)}`)
+    .catch(unlessHidden)));
+  const rows = grants.items.map((grant, index) => ({ grant, part: parts[index] })).filter((r) => r.part);
+  // A document shared on its own has no readable folder to show it in: its path is listed as text.
+  const place = ({ part }) => (part.part_type === "FOLDER"
+    ? h("a", { href: `#/documents/${encodeURIComponent(part.metadata_obj_id)}` }, clipped(part.materialized_path, 120))
+    : clipped(part.materialized_path, 120));
+  mount(container,
+    heading("Documents"),
+    h("p", { class: "muted" }, "Your role reaches documents through the folders and documents shared with you."),
+    table("Shared with you", [
+      { label: "Path", cell: place },
+      { label: "Type", cell: (r) => (r.part.part_type === "FOLDER" ? "Folder" : "Document") },
+      { label: "Access", cell: (r) => (r.grant.capability === "READ_WRITE" ? "Read and write" : "Read only") },
+    ], rows, "Nothing is shared with you yet: ask an owner or admin of this tenant for access."));
 }
 
 /**
@@ -99,13 +129,18 @@ const signatureOf = (items) => JSON.stringify(items.map((i) => i && [i.workflow_
 
 export async function render(container, context) {
   const root = await rootFolder(context.me);
+  if (!root && !context.params[0]) {
+    await renderShared(container, context);
+    return;
+  }
   const folder = context.params[0] ? await get(`/v1/folders/${encodeURIComponent(context.params[0])}`) : root;
-  const ancestors = folder.id === root.id ? [] : await ancestorsOf(folder);
+  const rootId = root ? root.id : null;
+  const ancestors = folder.id === rootId ? [] : await ancestorsOf(folder);
   const documentId = context.query.get("document");
   const state = { offset: Math.max(0, Number.parseInt(context.query.get("offset") || "0", 10) || 0),
                   ingestionsOffset: 0 };
   const cache = new IngestionCache();
-  const documentHref = (id) => `${folderHref(folder.id, root.id)}?document=${encodeURIComponent(id)}`;
+  const documentHref = (id) => `${folderHref(folder.id, rootId)}?document=${encodeURIComponent(id)}`;
 
   const contentsArea = h("div", { class: "results" });
   const documentArea = documentId ? h("section", { class: "card document-panel", "aria-labelledby": "document-title" })
@@ -131,7 +166,7 @@ export async function render(container, context) {
     {
       label: "Name",
       cell: (item) => (item.part_type === "FOLDER"
-        ? h("a", { href: folderHref(item.id, root.id), class: "folder-link" }, clipped(item.name, 80))
+        ? h("a", { href: folderHref(item.id, rootId), class: "folder-link" }, clipped(item.name, 80))
         : h("a", { href: documentHref(item.id) }, clipped(item.name, 80))),
     },
     { label: "Type", cell: (item) => (item.part_type === "FOLDER" ? "Folder" : `Document · ${item.document_type}`) },
@@ -211,8 +246,9 @@ export async function render(container, context) {
   function showIngestion(entry) {
     const i = entry.ingestion;
     mount(entry.view.status, statusBadge(i ? i.status : "uploaded"));
-    mount(entry.view.detail, i && i.chunks_processed !== null && i.chunks_processed !== undefined
-      ? `${i.chunks_processed} chunks` : null, i && i.error ? h("span", { class: "error-text" }, i.error) : null);
+    const chunks = i ? i.chunks_processed : null;
+    mount(entry.view.detail, chunks === null || chunks === undefined ? null : `${chunks} chunk${chunks === 1 ? "" : "s"}`,
+      i && i.error ? h("span", { class: "error-text" }, i.error) : null);
   }
 
   async function uploadOne(entry) {
@@ -283,7 +319,7 @@ export async function render(container, context) {
     mount(documentArea,
       h("div", { class: "panel-head" },
         h("h2", { id: "document-title" }, clipped(documentBody.name, 120)),
-        h("a", { href: `${folderHref(folder.id, root.id)}`, class: "close-link" }, "Close document")),
+        h("a", { href: `${folderHref(folder.id, rootId)}`, class: "close-link" }, "Close document")),
       facts([
         ["Path", clipped(documentBody.materialized_path, 200)],
         ["Type", `${documentBody.document_type} · ${documentBody.document_origin}`],
@@ -307,6 +343,9 @@ export async function render(container, context) {
       mount(versionsArea, table("Versions", [
         { label: "Version", cell: (v) => `v${v.version}` },
         { label: "Uploaded", cell: (v) => time(v.created_at) },
+        { label: "File", cell: (v) => (v.asset_s3_url ? h("a", { href: v.asset_s3_url, target: "_blank",
+                                                            rel: "noopener noreferrer" }, `Download v${v.version}`)
+          : h("span", { class: "muted" }, "—")) },
         ...ingestionColumns((v) => byVersion.get(v.id), act),
       ], documentVersions, "No versions."));
     }
@@ -364,14 +403,16 @@ export async function render(container, context) {
 
   mount(container,
     heading("Documents"),
-    breadcrumbs(folder, ancestors, root.id),
+    breadcrumbs(folder, ancestors, rootId),
     documentArea,
     actionStatus,
-    h("div", { class: "documents-tools" },
-      h("section", { class: "card", "aria-labelledby": "upload-title" },
-        h("h2", { id: "upload-title" }, `Upload to ${folder.materialized_path}`), dropZone, uploadList),
-      h("section", { class: "card", "aria-labelledby": "new-folder-title" },
-        h("h2", { id: "new-folder-title" }, "New folder"), folderForm)),
+    folder.can_write === false
+      ? h("p", { class: "muted" }, "You may read this folder: uploads and new folders need write access to it.")
+      : h("div", { class: "documents-tools" },
+        h("section", { class: "card", "aria-labelledby": "upload-title" },
+          h("h2", { id: "upload-title" }, `Upload to ${folder.materialized_path}`), dropZone, uploadList),
+        h("section", { class: "card", "aria-labelledby": "new-folder-title" },
+          h("h2", { id: "new-folder-title" }, "New folder"), folderForm)),
     h("section", { "aria-labelledby": "contents-title" },
       h("h2", { id: "contents-title" }, `Contents of ${folder.materialized_path}`), contentsArea),
     h("section", { "aria-labelledby": "ingestions-title" },
