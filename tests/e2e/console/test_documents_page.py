@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import FilePayload, Locator, Page, expect
 
 from tests.e2e.conftest import LocalStack
 from tests.e2e.console.conftest import Api, Console
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 MARKDOWN = b"# Leave policy\n\nEveryone gets twenty-five days of leave a year.\n\nCarry-over ends in March.\n"
 
 
-def markdown_file(name: str) -> dict[str, Any]:
+def markdown_file(name: str) -> FilePayload:
     return {"name": name, "mimeType": "text/markdown", "buffer": MARKDOWN}
 
 

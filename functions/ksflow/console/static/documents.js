@@ -19,7 +19,8 @@ const PARALLEL_UPLOADS = 2;
 /** The ingestion of a document version: its workflow id is `ingest-{version id}` for good. */
 const workflowIdOf = (versionId) => `ingest-${versionId}`;
 
-const folderHref = (folderId, rootId) => (folderId === rootId ? "#/documents" : `#/documents/${encodeURIComponent(folderId)}`);
+const folderHref = (folderId, rootId) => (folderId === rootId ? "#/documents"
+  : `#/documents/${encodeURIComponent(folderId)}`);
 
 /** A part the caller cannot read is a 404, like one that does not exist. */
 const unlessHidden = (error) => { if (error.status === 404) return null; throw error; };
@@ -83,7 +84,10 @@ async function renderShared(container, context) {
  * `ingestionOf(row)` gives the row's ingestion detail (null: none); `act` runs an action and refreshes.
  */
 function ingestionColumns(ingestionOf, act) {
-  const value = (row, read) => { const i = ingestionOf(row); return i ? read(i) : h("span", { class: "muted" }, "—"); };
+  const value = (row, read) => {
+    const ingestion = ingestionOf(row);
+    return ingestion ? read(ingestion) : h("span", { class: "muted" }, "—");
+  };
   return [
     { label: "Ingestion", cell: (row) => value(row, (i) => statusBadge(i.status)) },
     { label: "Chunks", class: "num", cell: (row) => value(row, (i) => (i.chunks_processed ?? "—").toString()) },
@@ -184,7 +188,8 @@ export async function render(container, context) {
     }
     if (!context.isCurrent()) return;
     mount(contentsArea,
-      table("Folder contents", contentColumns, page.items, "This folder is empty: create a folder or upload files."),
+      table("Folder contents", contentColumns, page.items, folder.can_write === false ? "This folder is empty."
+        : "This folder is empty: create a folder or upload files."),
       page.total > page.limit ? pager(page, (offset) => {
         state.offset = offset;
         replaceQuery(offset ? { offset: String(offset) } : {});
@@ -247,7 +252,8 @@ export async function render(container, context) {
     const i = entry.ingestion;
     mount(entry.view.status, statusBadge(i ? i.status : "uploaded"));
     const chunks = i ? i.chunks_processed : null;
-    mount(entry.view.detail, chunks === null || chunks === undefined ? null : `${chunks} chunk${chunks === 1 ? "" : "s"}`,
+    const chunkCount = chunks === null || chunks === undefined ? null : `${chunks} chunk${chunks === 1 ? "" : "s"}`;
+    mount(entry.view.detail, chunkCount,
       i && i.error ? h("span", { class: "error-text" }, i.error) : null);
   }
 
@@ -365,7 +371,8 @@ export async function render(container, context) {
   async function refreshIngestions() {
     const page = await get("/v1/workflows/document_versions",
       { limit: INGESTIONS_PAGE, offset: state.ingestionsOffset || undefined });
-    const details = await Promise.all(page.items.map((s) => cache.detail(s.workflow_id, s.last_state_update_timestamp)));
+    const details = await Promise.all(page.items.map((item) => cache.detail(item.workflow_id,
+      item.last_state_update_timestamp)));
     const names = await Promise.all(page.items.map((s) => nameOf(s.document_id)));
     const rows = page.items.map((s, index) => ({ ...s, name: names[index], detail: details[index] || s }));
     const signature = signatureOf(rows.map((r) => r.detail)) + page.total + state.ingestionsOffset;
@@ -392,12 +399,15 @@ export async function render(container, context) {
     return { changed: seen.some((r) => r.changed), active: seen.some((r) => r.active) };
   }
   let stop = null;
+  let restarts = 0;
   /** Refresh now (an action or an upload just changed something), then keep polling from the fast pace. */
   async function restartPolling() {
+    const restart = ++restarts;
     if (stop) stop();
     stop = null;
     await refresh().catch(() => {});
-    if (context.isCurrent() && !stop) stop = poll(refresh, { fastMs: 1000, slowMs: 30000 });
+    // Of restarts that overlap (two uploads finishing together), the last one polls.
+    if (restart === restarts && context.isCurrent()) stop = poll(refresh, { fastMs: 1000, slowMs: 30000 });
   }
   context.onLeave(() => stop && stop());
 
@@ -417,7 +427,8 @@ export async function render(container, context) {
       h("h2", { id: "contents-title" }, `Contents of ${folder.materialized_path}`), contentsArea),
     h("section", { "aria-labelledby": "ingestions-title" },
       h("h2", { id: "ingestions-title" }, "Ingestions"),
-      h("p", { class: "muted" }, "Every document version's ingestion in this tenant, newest first."),
+      h("p", { class: "muted" }, context.isAdmin ? "Every document version's ingestion in this tenant, newest first."
+        : "The ingestions of the documents you may read, newest first."),
       ingestionsArea));
 
   await Promise.all([loadContents(), documentArea ? loadDocument() : null, refreshIngestions().catch((error) => {
