@@ -81,6 +81,13 @@ def create_documents_bucket(s3: Any, kms: Any, name: str = DOCUMENTS_BUCKET) -> 
         "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_id},
         "BucketKeyEnabled": True,
     }]})
+    # The console PUTs upload parts from the browser and reads each part's ETag, as the CDK bucket's CORS rule
+    # allows; any origin here, as the stack listens on loopback under whichever name the browser uses.
+    s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": [{
+        "AllowedMethods": ["PUT", "GET"], "AllowedOrigins": ["*"],
+        "AllowedHeaders": ["content-type", "content-length", "content-md5"], "ExposeHeaders": ["ETag"],
+        "MaxAgeSeconds": 3600,
+    }]})
 
 
 def _state_machine(sfn: Any, name: str, file_name: str, substitutions: dict[str, str], arns: dict[str, str],
