@@ -74,3 +74,11 @@ export async function api(method, path, { query, body, key } = {}) {
 
 export const get = (path, query, key) => api("GET", path, { query, key });
 export const post = (path, body, query) => api("POST", path, { body, query });
+
+/**
+ * For a refresh whose API errors the page already shows: anything else is a fault in the page, reported as
+ * an uncaught error (to the browser's console) instead of disappearing.
+ */
+export function reportUnexpected(error) {
+  if (!(error instanceof ApiError)) window.reportError(error);
+}

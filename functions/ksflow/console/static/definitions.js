@@ -1,10 +1,11 @@
 // Workflow definitions: a searchable list with each definition's last run (refreshed while one is open),
 // and at `#/definitions?new=1` the form that creates one.
 
-import { get } from "/console/api.js";
+import { get, reportUnexpected } from "/console/api.js";
 import { cadenceName, renderDefinitionForm } from "/console/definition-form.js";
 import { h, mount } from "/console/dom.js";
 import { poll } from "/console/poll.js";
+import { OPEN } from "/console/runs.js";
 import { clipped, errorBox, heading, pager, replaceQuery, shortId, statusBadge, table, time } from "/console/ui.js";
 
 const PAGE_SIZE = 20;
@@ -128,7 +129,7 @@ export async function render(container, context) {
     }).filter(([, v]) => v)));
     if (stop) stop();
     lastSignature = null;
-    await load().catch(() => {});
+    await load().catch(reportUnexpected);
     if (context.isCurrent()) stop = poll(load, { fastMs: 2000, slowMs: 30000 });
   }
   context.onLeave(() => stop && stop());

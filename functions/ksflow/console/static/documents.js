@@ -3,7 +3,7 @@
 // `#/documents` is the tenant's root folder, `#/documents/<folder id>` any other, `?document=<id>` opens
 // a document's panel.
 
-import { api, get, post } from "/console/api.js";
+import { api, get, post, reportUnexpected } from "/console/api.js";
 import { h, mount } from "/console/dom.js";
 import { poll } from "/console/poll.js";
 import {
@@ -405,7 +405,7 @@ export async function render(container, context) {
     const restart = ++restarts;
     if (stop) stop();
     stop = null;
-    await refresh().catch(() => {});
+    await refresh().catch(reportUnexpected);
     // Of restarts that overlap (two uploads finishing together), the last one polls.
     if (restart === restarts && context.isCurrent()) stop = poll(refresh, { fastMs: 1000, slowMs: 30000 });
   }

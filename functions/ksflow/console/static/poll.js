@@ -1,6 +1,8 @@
 // Live refresh without hammering the API: poll fast while something changes, back off while nothing
 // does, stop while the tab is hidden, and stop for good when the page is left.
 
+import { reportUnexpected } from "/console/api.js";
+
 /**
  * Call `load()` repeatedly. It returns `{changed, active}`: `changed` brings the delay back to `fastMs`,
  * otherwise it grows by `factor` up to `slowMs`; `active` false (nothing open to watch) means `slowMs`.
@@ -24,7 +26,8 @@ export function poll(load, { fastMs = 1000, slowMs = 30000, factor = 1.6, onSche
     let result = { changed: false, active: true };
     try {
       result = (await load()) || result;
-    } catch {
+    } catch (error) {
+      reportUnexpected(error);
       result = { changed: false, active: true }; // a failed poll backs off like a quiet one
     }
     if (!result.active) delay = slowMs;

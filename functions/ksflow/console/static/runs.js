@@ -1,7 +1,7 @@
 // The tenant's runs: status chips, definition, "only mine" and a creation date range (issue 11's
 // filters, kept in the URL), refreshed live while runs are open.
 
-import { get } from "/console/api.js";
+import { get, reportUnexpected } from "/console/api.js";
 import { h, mount } from "/console/dom.js";
 import { poll } from "/console/poll.js";
 import {
@@ -113,7 +113,7 @@ export function liveRunsTable(area, liveStatus, context, { fetchPage, caption, c
   return async function restart() {
     if (stop) stop();
     lastSignature = null;
-    await load().catch(() => {});
+    await load().catch(reportUnexpected);
     if (context.isCurrent()) stop = poll(load, { fastMs: 2000, slowMs: 30000 });
   };
 }
