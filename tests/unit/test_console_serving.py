@@ -90,3 +90,14 @@ def test_a_trailing_slash_redirects_to_the_page(aws_env: dict[str, str]) -> None
     status, headers, _ = get("/console/")
     assert status == 308
     assert headers["Location"] == "/console"
+
+
+def test_the_stylesheet_parses_block_by_block() -> None:
+    """An unclosed block would swallow every rule after it (each page adds its own block at the end)."""
+    depth = 0
+    for number, line in enumerate((STATIC / "console.css").read_text().splitlines(), 1):
+        depth += line.count("{") - line.count("}")
+        assert depth >= 0, number
+        if line.startswith("/* Page:"):
+            assert depth == 0, f"line {number} starts a page's block inside another block"
+    assert depth == 0

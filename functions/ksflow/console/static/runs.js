@@ -72,7 +72,7 @@ export function runColumns(names, { withDefinition = true } = {}) {
     { label: "Status", cell: (r) => statusBadge(r.status) },
     { label: "Attempt", cell: (r) => String(r.attempt), class: "num" },
     { label: "Progress", cell: progressCell },
-    { label: "Trigger", cell: (r) => r.trigger },
+    { label: "Trigger", cell: (r) => (r.trigger === "SCHEDULE" ? "Schedule" : "Manual") },
     { label: "Created", cell: (r) => time(r.created_at) },
     { label: "Duration", cell: runDuration, class: "num" },
     { label: "Error", cell: (r) => clipped(r.error, 60) },
