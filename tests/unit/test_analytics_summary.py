@@ -101,10 +101,12 @@ def test_wire_models_match_the_reference_shapes() -> None:
     points = summary.RunTimeseriesResponse(
         timezone="Asia/Kolkata", bucket=buckets.TimeBucket.HOUR,
         points=[summary.TimeseriesPoint(bucket_start=datetime(2024, 5, 1, 9, tzinfo=buckets.zone("Asia/Kolkata")),
-                                        count=6)])
+                                        count=6, counts_by_state={"COMPLETED": 5, "FAILED": 1})])
+    # The reference's point is `{bucket_start, count}`; ksflow adds the count of each status.
     assert points.model_dump(mode="json") == {
         "timezone": "Asia/Kolkata", "bucket": "hour",
-        "points": [{"bucket_start": "2024-05-01T09:00:00+05:30", "count": 6}]}
+        "points": [{"bucket_start": "2024-05-01T09:00:00+05:30", "count": 6,
+                    "counts_by_state": {"COMPLETED": 5, "FAILED": 1}}]}
     assert summary.HourHistogramResponse(timezone="UTC", counts_by_hour=[0] * 24).counts_by_hour == [0] * 24
     with pytest.raises(pydantic.ValidationError):
         summary.HourHistogramResponse(timezone="UTC", counts_by_hour=[0] * 23)

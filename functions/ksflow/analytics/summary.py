@@ -48,7 +48,7 @@ class TimeseriesPoint(BaseModel):
 
     bucket_start: datetime
     count: int
-    counts_by_state: dict[str, int] = Field(default_factory=dict)
+    counts_by_state: dict[str, int]  # beyond the reference shape: every status, 0 where none
 
 
 class RunTimeseriesResponse(BaseModel):
