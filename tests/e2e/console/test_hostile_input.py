@@ -8,6 +8,7 @@ in the right order, and a message that says what is missing.
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,12 +29,14 @@ SVG = '"><svg onload=alert(1)>'
 # A right-to-left override that is never closed, 4-byte letters, a pile of combining marks, Hebrew and an emoji.
 BIDI = "\u202eevil \U0001d518 e\u0301\u0301\u0301 עברית \U0001f642"
 
-# Text nodes that hold user text share a line with the console's words only inside an isolating element.
+# Text nodes that hold user text share a line with the console's words only inside an isolating element, or between
+# Unicode's isolate marks (U+2068 … U+2069) where only plain text goes (tooltips).
 UNISOLATED_OVERRIDES = """() => {
   const bad = [];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let text = walker.nextNode(); text; text = walker.nextNode()) {
     if (!text.textContent.includes("\\u202e")) continue;
+    if (/\\u2068[^\\u2069]*\\u202e[^\\u2069]*\\u2069/.test(text.textContent)) continue;  // isolate marks around it
     let node = text;
     let isolated = false;
     while (node.parentElement) {
@@ -141,7 +144,7 @@ def test_hostile_names_errors_and_messages_render_as_text_and_fit_a_phone(
     page = console.page
 
     console.open("#/runs")
-    expect(page.get_by_text(IMG).first).to_be_visible()  # the markup run's error, as text
+    expect(page.get_by_role("region", name="Runs").get_by_text(IMG).first).to_be_visible()  # name and error, as text
     look(console, "runs")
 
     console.open(f"#/runs/{world['long_run']['id']}")
@@ -168,6 +171,7 @@ def test_hostile_names_errors_and_messages_render_as_text_and_fit_a_phone(
       return [title.querySelector("bdi").getBoundingClientRect().right, range.getBoundingClientRect().left];
     }""")
     assert suffix_left >= name_right - 1
+    expect(page).to_have_title(re.compile(re.escape(f"\u2068{BIDI}\u2069 · run ")))  # the tab's title isolates it too
     look(console, "run-bidi")
 
     console.open("#/definitions")

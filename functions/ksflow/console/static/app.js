@@ -37,6 +37,13 @@ function decodedParam(raw) {
   }
 }
 
+/** A heading as the tab's title: user text in it (`<bdi>`) keeps its isolation as Unicode's isolate marks. */
+function plainTitle(heading) {
+  const copy = heading.cloneNode(true);
+  copy.querySelectorAll("bdi").forEach((bdi) => { bdi.textContent = `\u2068${bdi.textContent}\u2069`; });
+  return copy.textContent;
+}
+
 function leave() {
   leaveHandlers.forEach((handler) => { try { handler(); } catch { /* a page's cleanup must not block */ } });
   leaveHandlers = [];
@@ -156,7 +163,7 @@ async function route() {
     });
     const title = container.querySelector("h1");
     if (title) {
-      document.title = `${title.textContent} · ksflow console`;
+      document.title = `${plainTitle(title)} · ksflow console`;
       if (token === renderCount) title.focus({ preventScroll: true });
     }
   } catch (error) {

@@ -133,7 +133,8 @@ export function barChart({ width, rows, summary, axisFormat = null }) {
     const y = index * rowHeight;
     const end = xOf(row.value);
     return s("g", { class: "bar-row" },
-      s("title", {}, `${row.label}: ${row.valueText}`),
+      // A tooltip is plain text: Unicode's isolate marks keep a right-to-left name from reordering the value.
+      s("title", {}, `\u2068${row.label}\u2069: ${row.valueText}`),
       s("text", { class: "bar-label", x: 1, y: y + 14, "clip-path": `url(#${clipId})` }, clip(row.label, maxLabel)),
       s("rect", { class: ["bar", row.className], x: 1, y: y + 20, width: Math.max(2, end - 1), height: barHeight }),
       s("text", { class: "bar-value", x: Math.max(2, end) + 6, y: y + 20 + barHeight - 4 }, row.valueText));
