@@ -3,7 +3,7 @@
 
 import { ApiError, get, session } from "/console/api.js";
 import { h, mount } from "/console/dom.js";
-import { errorBox } from "/console/ui.js";
+import { errorBox, heading } from "/console/ui.js";
 
 const ROUTES = [
   { pattern: /^\/runs$/, section: "runs", load: () => import("/console/runs.js") },
@@ -26,6 +26,22 @@ function currentLocation() {
   const raw = window.location.hash.replace(/^#/, "") || HOME.slice(1);
   const [path, search] = raw.split("?", 2);
   return { path, query: new URLSearchParams(search || "") };
+}
+
+/** A route's id as typed: a broken escape (`%E0%A4%A`) stays as it is, and the API says no such thing. */
+function decodedParam(raw) {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
+/** A heading as the tab's title: user text in it (`<bdi>`) keeps its isolation as Unicode's isolate marks. */
+function plainTitle(heading) {
+  const copy = heading.cloneNode(true);
+  copy.querySelectorAll("bdi").forEach((bdi) => { bdi.textContent = `\u2068${bdi.textContent}\u2069`; });
+  return copy.textContent;
 }
 
 function leave() {
@@ -119,8 +135,16 @@ async function route() {
   showChrome(true);
   const { path, query } = currentLocation();
   const found = ROUTES.map((r) => ({ route: r, match: r.pattern.exec(path) })).find((r) => r.match);
-  if (!found) {
+  if (!found && (path === "" || path === "/")) {
     window.location.replace(HOME);
+    return;
+  }
+  if (!found) {
+    markSection(null);
+    mount(main, h("div", { class: "page" }, heading("Page not found"),
+      h("p", {}, "The console has no page at this address. ", h("a", { href: HOME }, "Go to the runs"))));
+    document.title = "Page not found · ksflow console";
+    main.querySelector("h1").focus({ preventScroll: true });
     return;
   }
   markSection(found.route.section);
@@ -130,7 +154,7 @@ async function route() {
     const page = await found.route.load();
     if (token !== renderCount) return; // left before the page loaded
     await page.render(container, {
-      params: found.match.slice(1).map((p) => (p === undefined ? undefined : decodeURIComponent(p))),
+      params: found.match.slice(1).map((p) => (p === undefined ? undefined : decodedParam(p))),
       query,
       me,
       isAdmin: ADMIN_ROLES.has(me.current_tenant_role),
@@ -139,7 +163,7 @@ async function route() {
     });
     const title = container.querySelector("h1");
     if (title) {
-      document.title = `${title.textContent} · ksflow console`;
+      document.title = `${plainTitle(title)} · ksflow console`;
       if (token === renderCount) title.focus({ preventScroll: true });
     }
   } catch (error) {

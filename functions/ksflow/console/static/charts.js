@@ -13,11 +13,12 @@ import { h, s } from "/console/dom.js";
 const FONT_PX = 12;
 const CHAR_PX = 7; // a generous average width of a 12 px character, to space labels so they never overlap
 const count = new Intl.NumberFormat();
+let clipPaths = 0; // ids of the clip paths that keep bar labels inside their chart
 
 /** Text clipped to `max` characters (the whole text goes in the tooltip). */
 function clip(text, max) {
-  const value = String(text);
-  return value.length > max ? `${value.slice(0, Math.max(1, max - 1))}…` : value;
+  const points = [...String(text)]; // whole code points: never half an emoji
+  return points.length > max ? `${points.slice(0, Math.max(1, max - 1)).join("")}…` : points.join("");
 }
 
 /** About how many pixels a label takes. */
@@ -122,6 +123,8 @@ export function barChart({ width, rows, summary, axisFormat = null }) {
   const axisHeight = axisFormat ? 24 : 0;
   const height = rows.length * rowHeight + axisHeight;
   const maxLabel = Math.floor(width / CHAR_PX);
+  // Wide characters (W, 𝔘, emoji) outgrow the average `clip` counts on: the chart's edge cuts them off.
+  const clipId = `bar-labels-${++clipPaths}`;
 
   const axis = ticks.map((t) => s("g", { class: "tick" },
     s("line", { class: "grid-line", x1: xOf(t), x2: xOf(t), y1: 0, y2: height - axisHeight }),
@@ -130,12 +133,14 @@ export function barChart({ width, rows, summary, axisFormat = null }) {
     const y = index * rowHeight;
     const end = xOf(row.value);
     return s("g", { class: "bar-row" },
-      s("title", {}, `${row.label}: ${row.valueText}`),
-      s("text", { class: "bar-label", x: 1, y: y + 14 }, clip(row.label, maxLabel)),
+      // A tooltip is plain text: Unicode's isolate marks keep a right-to-left name from reordering the value.
+      s("title", {}, `\u2068${row.label}\u2069: ${row.valueText}`),
+      s("text", { class: "bar-label", x: 1, y: y + 14, "clip-path": `url(#${clipId})` }, clip(row.label, maxLabel)),
       s("rect", { class: ["bar", row.className], x: 1, y: y + 20, width: Math.max(2, end - 1), height: barHeight }),
       s("text", { class: "bar-value", x: Math.max(2, end) + 6, y: y + 20 + barHeight - 4 }, row.valueText));
   });
-  return chartSvg(width, height, summary, axis, bars);
+  return chartSvg(width, height, summary, s("clipPath", { id: clipId }, s("rect", { x: 0, y: 0, width, height })),
+    axis, bars);
 }
 
 /** A ring gauge of a share (0 to 1): the share's arc, the rest's arc, and its text in the middle. */

@@ -3,7 +3,7 @@
 
 import { ApiError, api, get } from "/console/api.js";
 import { h, mount } from "/console/dom.js";
-import { errorBox, heading } from "/console/ui.js";
+import { errorBox, heading, userText } from "/console/ui.js";
 
 const CADENCES = ["DAILY", "WEEKLY", "MONTHLY"];
 const TREE_PAGE = 100;
@@ -100,7 +100,7 @@ export async function renderDefinitionForm(container, { definition = null, onSav
       const id = `${key}-${index}`;
       return h("div", { class: "pick" },
         h("input", { type: "checkbox", id, value: part.id, checked: chosen.has(part.id) }),
-        h("label", { for: id }, part.path,
+        h("label", { for: id }, userText(part.path),
           part.type === "DOCUMENT" ? h("span", { class: "muted" }, " (document)") : null));
     });
     const list = h("div", { class: "pick-list" },
@@ -300,7 +300,7 @@ export async function renderDefinitionForm(container, { definition = null, onSav
   });
 
   mount(container,
-    heading(editing ? `Edit ${definition.name}` : "New definition"),
+    heading(editing ? ["Edit ", userText(definition.name)] : "New definition"),
     form);
   container.querySelector("h1").id = "def-form-title";
 }

@@ -6,7 +6,7 @@ import { ApiError, api, get, post } from "/console/api.js";
 import { cadenceName, renderDefinitionForm } from "/console/definition-form.js";
 import { h, mount } from "/console/dom.js";
 import { liveRunsTable, runColumns } from "/console/runs.js";
-import { actionButton, duration, errorBox, facts, heading, notify, time } from "/console/ui.js";
+import { actionButton, duration, errorBox, facts, heading, notify, time, userText } from "/console/ui.js";
 
 const RUNS_PAGE = 10;
 
@@ -52,7 +52,7 @@ function schedule(definition) {
       : "Skip while the previous scheduled run is open"],
     ["Last schedule error", error
       ? h("div", { class: "error-box" },
-        "Occurrence ", time(error.occurrence), " at ", time(error.at), ": ", error.error)
+        "Occurrence ", time(error.occurrence), " at ", time(error.at), ": ", userText(error.error))
       : h("span", { class: "muted" }, "None")],
   ];
 }
@@ -71,12 +71,12 @@ function deleteControl(definition) {
     ask.setAttribute("aria-expanded", "true");
     const cancel = h("button", { type: "button" }, "Keep it");
     const confirmBox = h("div", { class: "confirm card", role: "group", "aria-label": "Confirm delete" },
-      h("p", {}, "Delete ", h("strong", {}, definition.name), " and all of its runs? This cannot be undone."),
+      h("p", {}, "Delete ", h("strong", {}, userText(definition.name)), " and all of its runs? This cannot be undone."),
       h("div", { class: "actions" },
         actionButton("Delete definition", async () => {
           try {
             await api("DELETE", `/v1/workflow-definitions/${encodeURIComponent(definition.id)}`);
-            notify(`Deleted ${definition.name}`);
+            notify(["Deleted ", userText(definition.name)]);
             window.location.hash = "#/definitions";
           } catch (error) {
             mount(area, errorBox(error));

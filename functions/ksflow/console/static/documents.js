@@ -8,6 +8,7 @@ import { h, mount } from "/console/dom.js";
 import { poll } from "/console/poll.js";
 import {
   actionButton, clipped, errorBox, facts, heading, notify, pager, replaceQuery, shortId, statusBadge, table, time,
+  userText,
 } from "/console/ui.js";
 import { eachLimited, uploadFile } from "/console/upload.js";
 
@@ -24,6 +25,8 @@ const folderHref = (folderId, rootId) => (folderId === rootId ? "#/documents"
 
 /** A part the caller cannot read is a 404, like one that does not exist. */
 const unlessHidden = (error) => { if (error.status === 404) return null; throw error; };
+/** An id from the address that is no id at all (422) is as missing as one that names nothing. */
+const unlessMissing = (error) => { if (error.status === 422) return null; return unlessHidden(error); };
 
 /**
  * The root folder (`/`): its path part id comes with the signed-in user, its folder id with the path part.
@@ -55,7 +58,7 @@ function breadcrumbs(folder, ancestors, rootId) {
     h("ol", {}, crumbs.map((crumb, index) => h("li", {},
       h("a", { href: crumb.id ? folderHref(crumb.id, rootId) : "#/documents",
                "aria-current": index === crumbs.length - 1 ? "page" : null },
-        crumb.isRoot ? "Root /" : crumb.name)))));
+        crumb.isRoot ? "Root /" : userText(crumb.name))))));
 }
 
 /** For a USER who cannot read the root: the folders and documents granted to them, as starting points. */
@@ -137,7 +140,15 @@ export async function render(container, context) {
     await renderShared(container, context);
     return;
   }
-  const folder = context.params[0] ? await get(`/v1/folders/${encodeURIComponent(context.params[0])}`) : root;
+  const folder = context.params[0] ? await get(`/v1/folders/${encodeURIComponent(context.params[0])}`)
+    .catch(unlessMissing) : root;
+  if (!folder) {
+    mount(container, heading("Folder not found"),
+      h("p", { class: "error-box", role: "alert" },
+        "No folder with this id exists in your tenant, or you are not allowed to see it."),
+      h("p", {}, h("a", { href: "#/documents" }, "Back to the documents")));
+    return;
+  }
   const rootId = root ? root.id : null;
   const ancestors = folder.id === rootId ? [] : await ancestorsOf(folder);
   const documentId = context.query.get("document");
@@ -218,7 +229,7 @@ export async function render(container, context) {
       await post("/v1/folders", { name, parent_path_part_id: folder.path_part_id });
       folderName.value = "";
       mount(folderStatus);
-      notify(`Folder “${name}” created.`);
+      notify(["Folder “", userText(name), "” created."]);
       await loadContents();
     } catch (error) {
       mount(folderStatus, errorBox(error));
@@ -317,7 +328,10 @@ export async function render(container, context) {
     try {
       documentBody = await get(`/v1/documents/${encodeURIComponent(documentId)}`);
     } catch (error) {
-      mount(documentArea, h("h2", { id: "document-title" }, "Document"), errorBox(error));
+      const missing = [404, 422].includes(error.status);
+      mount(documentArea, h("h2", { id: "document-title" }, missing ? "Document not found" : "Document"),
+        missing ? h("p", { class: "error-box", role: "alert" }, "No document with this id exists in your tenant, "
+          + "or you are not allowed to see it.") : errorBox(error));
       return;
     }
     documentVersions = (await get("/v1/document_versions", { document_id: documentId, limit: 100 })).items.reverse();
@@ -420,11 +434,11 @@ export async function render(container, context) {
       ? h("p", { class: "muted" }, "You may read this folder: uploads and new folders need write access to it.")
       : h("div", { class: "documents-tools" },
         h("section", { class: "card", "aria-labelledby": "upload-title" },
-          h("h2", { id: "upload-title" }, `Upload to ${folder.materialized_path}`), dropZone, uploadList),
+          h("h2", { id: "upload-title" }, "Upload to ", userText(folder.materialized_path)), dropZone, uploadList),
         h("section", { class: "card", "aria-labelledby": "new-folder-title" },
           h("h2", { id: "new-folder-title" }, "New folder"), folderForm)),
     h("section", { "aria-labelledby": "contents-title" },
-      h("h2", { id: "contents-title" }, `Contents of ${folder.materialized_path}`), contentsArea),
+      h("h2", { id: "contents-title" }, "Contents of ", userText(folder.materialized_path)), contentsArea),
     h("section", { "aria-labelledby": "ingestions-title" },
       h("h2", { id: "ingestions-title" }, "Ingestions"),
       h("p", { class: "muted" }, context.isAdmin ? "Every document version's ingestion in this tenant, newest first."

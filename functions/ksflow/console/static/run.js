@@ -7,6 +7,7 @@ import { poll } from "/console/poll.js";
 import { runDuration } from "/console/runs.js";
 import {
   actionButton, clipped, duration, errorBox, facts, heading, notify, secondsBetween, shortId, statusBadge, table, time,
+  userText,
 } from "/console/ui.js";
 
 const OPEN = new Set(["PENDING", "RUNNING"]);
@@ -38,23 +39,23 @@ function describeEvent(event, me) {
   switch (event.type) {
     case "created":
       return [`Created (${String(d.trigger || "MANUAL").toLowerCase()}) by `, who(d.invoked_by, me),
-        d.idempotency_key ? ` with idempotency key “${d.idempotency_key}”` : ""];
+        d.idempotency_key ? [" with idempotency key “", userText(d.idempotency_key), "”"] : ""];
     case "dispatch_attempt": {
       const answer = d.status ? `HTTP ${d.status}` : "no answer";
-      return `Dispatch attempt → ${answer} in ${d.duration_ms} ms${d.error ? `: ${d.error}` : ""}`;
+      return [`Dispatch attempt → ${answer} in ${d.duration_ms} ms`, d.error ? [": ", userText(d.error)] : ""];
     }
     case "dispatched":
       return "Dispatched: the runner accepted the run";
     case "heartbeat":
-      return `Heartbeat: ${d.progress}%${d.message ? ` — ${d.message}` : ""}`;
+      return [`Heartbeat: ${d.progress}%`, d.message ? [" — ", userText(d.message)] : ""];
     case "callback":
-      return `Callback: ${d.status} (${d.authenticated_by === "api_key" ? "API key" : "signature"})`
-        + (d.error ? ` — ${d.error}` : "");
+      return [`Callback: ${d.status} (${d.authenticated_by === "api_key" ? "API key" : "signature"})`,
+        d.error ? [" — ", userText(d.error)] : ""];
     case "completed":
       return "Completed";
     case "failed":
-      return `Failed: ${FAILURE_REASONS[d.reason] || d.reason || "unknown reason"}`
-        + (d.error ? ` — ${d.error}` : "") + (d.retrying ? " (a retry follows)" : "");
+      return [`Failed: ${FAILURE_REASONS[d.reason] || d.reason || "unknown reason"}`,
+        d.error ? [" — ", userText(d.error)] : "", d.retrying ? " (a retry follows)" : ""];
     case "retry_scheduled":
       return [`Retry scheduled: attempt ${event.attempt} starts in ${duration(d.wait_seconds)}`,
         d.starts_at ? [" (", time(d.starts_at), ")"] : ""];
@@ -85,7 +86,7 @@ function snapshotTree(snapshot) {
   const branch = (node) => {
     const kind = node.partType === "DOCUMENT" ? "document" : "folder";
     return h("li", { class: ["tree-node", `tree-${kind}`] },
-      h("span", { class: "tree-name" }, node.name),
+      h("span", { class: "tree-name" }, userText(node.name)),
       h("span", { class: "visually-hidden" }, ` (${kind})`),
       node.roles.map((role) => h("span", { class: ["tree-role", `role-${role}`] }, role)),
       node.children.size ? h("ul", {}, [...node.children.values()].map(branch)) : null);
@@ -150,7 +151,7 @@ export async function render(container, context) {
   const liveStatus = h("span", { class: "muted live-status" });
 
   mount(container,
-    heading(`${name} · run ${String(run.id).slice(0, 8)}`, badge, liveStatus),
+    heading([userText(name), ` · run ${String(run.id).slice(0, 8)}`], badge, liveStatus),
     h("div", { class: "run-toolbar" }, actions, actionMessage),
     h("section", { class: "card", "aria-labelledby": "run-summary-title" },
       h("h2", { id: "run-summary-title", class: "visually-hidden" }, "Summary"), summary),
@@ -193,12 +194,12 @@ export async function render(container, context) {
     } else {
       bar.value = run.status === "COMPLETED" ? 100 : value || 0;
     }
-    const said = run.progress_message ? ` · ${run.progress_message}` : "";
+    const said = run.progress_message ? [" · ", userText(run.progress_message)] : "";
     const text = {
       PENDING: "Waiting for the runner to accept the run",
-      RUNNING: value === null ? "Running; no progress reported yet" : `${value}%${said}`,
+      RUNNING: value === null ? "Running; no progress reported yet" : [`${value}%`, said],
       COMPLETED: "100% · completed",
-      FAILED: value === null ? "Failed before any progress was reported" : `Failed at ${value}%${said}`,
+      FAILED: value === null ? "Failed before any progress was reported" : [`Failed at ${value}%`, said],
     }[run.status];
     mount(progressText, text || `${value || 0}%`);
     showHeartbeat();

@@ -42,11 +42,21 @@ export function shortId(id) {
   return h("span", { class: "mono", title: value, "aria-label": value }, value.slice(0, 8));
 }
 
+/**
+ * Text from users and runners set in a sentence of the console's own words: `<bdi>` isolates its direction,
+ * so a right-to-left name or a stray U+202E cannot reorder the words around it.
+ */
+export function userText(text, props = {}) {
+  return h("bdi", { class: "user-text", ...props }, String(text));
+}
+
 /** Text cut to `max` characters; the whole text stays available as the tooltip. */
 export function clipped(text, max = 80) {
   if (text === null || text === undefined || text === "") return h("span", { class: "muted" }, "—");
   const value = String(text);
-  return h("span", { title: value }, value.length > max ? `${value.slice(0, max - 1)}…` : value);
+  // Whole code points: a cut through an emoji's surrogate pair would leave half a character.
+  const points = [...value];
+  return userText(points.length > max ? `${points.slice(0, max - 1).join("")}…` : value, { title: value });
 }
 
 /**
