@@ -18,8 +18,9 @@ pytestmark = pytest.mark.e2e
 
 FIRST_DRAFT = "# Travel policy\n\nTrains for trips under four hours.\n"
 SECOND_DRAFT = "# Travel policy\n\nTrains for trips under five hours; economy flights beyond.\n"
-# About 4 MB of text: its ingestion stays processing for seconds, long enough to cancel it from the page.
-LONG_TEXT = "The retention policy keeps invoices for seven years and contracts for ten.\n" * 55_000
+# About 8 MB of text: its ingestion stays processing for several seconds (about 6 s per 4 MB on two busy cores),
+# long enough to cancel it from the page.
+LONG_TEXT = "The retention policy keeps invoices for seven years and contracts for ten.\n" * 110_000
 
 
 def text_file(name: str, text: str) -> FilePayload:

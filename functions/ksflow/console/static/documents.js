@@ -430,7 +430,7 @@ export async function render(container, context) {
     versionsSignature = signature;
     if (changed && context.isCurrent()) {
       mount(versionsArea, table("Versions", [
-        { label: "Version", cell: (v) => (v.id === activeVersionId
+        { label: "Version", class: "version", cell: (v) => (v.id === activeVersionId
           ? [`v${v.version} `, h("span", { class: "badge active-version" }, "active")] : `v${v.version}`) },
         { label: "Uploaded", cell: (v) => time(v.created_at) },
         { label: "File", cell: (v) => (v.asset_s3_url ? h("a", { href: v.asset_s3_url, target: "_blank",
