@@ -1,5 +1,6 @@
 // The knowledge tree: a folder's contents with breadcrumbs, new folders, drag-and-drop uploads straight
-// to the documents bucket, a document's versions with their ingestions, and the tenant's ingestions.
+// to the documents bucket, a document's versions with their ingestions (and new versions uploaded the same
+// way), deletes confirmed in the page, and the tenant's ingestions.
 // `#/documents` is the tenant's root folder, `#/documents/<folder id>` any other, `?document=<id>` opens
 // a document's panel.
 
@@ -27,6 +28,52 @@ const folderHref = (folderId, rootId) => (folderId === rootId ? "#/documents"
 const unlessHidden = (error) => { if (error.status === 404) return null; throw error; };
 /** An id from the address that is no id at all (422) is as missing as one that names nothing. */
 const unlessMissing = (error) => { if (error.status === 422) return null; return unlessHidden(error); };
+
+let confirmations = 0;
+
+/**
+ * Ask in the page, not with `confirm()`: `question` in `area` with a danger button that runs `remove()` (the API's
+ * refusal shows in the box) and "Keep it" (or Escape), which closes the box and gives the focus back to `opener`.
+ */
+function confirmInPage(area, { question, confirmLabel, remove, opener }) {
+  const questionId = `confirm-question-${++confirmations}`;
+  const problem = h("div", {});
+  const close = () => {
+    mount(area);
+    if (opener && opener.isConnected) opener.focus();
+  };
+  const keep = h("button", { type: "button", onclick: close }, "Keep it");
+  const box = h("div", { class: "confirm-box", role: "group", "aria-labelledby": questionId },
+    h("p", { id: questionId }, question, " This cannot be undone."),
+    h("div", { class: "confirm-actions" },
+      actionButton(confirmLabel, async () => {
+        mount(problem);
+        try {
+          await remove();
+        } catch (error) {
+          mount(problem, errorBox(error));
+        }
+      }, { class: "danger" }),
+      keep),
+    problem);
+  box.addEventListener("keydown", (event) => { if (event.key === "Escape") close(); });
+  mount(area, box);
+  keep.focus();
+}
+
+/** Files dropped on `zone` or chosen with its `input` go to `onFiles`. */
+function acceptFiles(zone, input, onFiles) {
+  input.addEventListener("change", () => { onFiles([...input.files]); input.value = ""; });
+  const hovering = (on) => zone.classList.toggle("drag-over", on);
+  zone.addEventListener("dragenter", (event) => { event.preventDefault(); hovering(true); });
+  zone.addEventListener("dragover", (event) => { event.preventDefault(); hovering(true); });
+  zone.addEventListener("dragleave", () => hovering(false));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    hovering(false);
+    onFiles(event.dataTransfer ? [...event.dataTransfer.files] : []);
+  });
+}
 
 /**
  * The root folder (`/`): its path part id comes with the signed-in user, its folder id with the path part.
@@ -177,6 +224,18 @@ export async function render(container, context) {
   }
 
   // Contents --------------------------------------------------------------------------------------------------
+  const contentsConfirm = h("div", { class: "confirm-area" });
+  const contentsTitle = h("h2", { id: "contents-title", tabindex: "-1" }, "Contents of ",
+    userText(folder.materialized_path));
+  const deleteCell = (item) => {
+    if (!item.can_write) return h("span", { class: "muted" }, "—");
+    const kind = item.part_type === "FOLDER" ? "folder" : "document";
+    const button = h("button", { type: "button", class: "danger", "aria-label": `Delete ${kind} ${item.name}` },
+      "Delete");
+    button.addEventListener("click",
+      () => askToDelete(contentsConfirm, { kind, id: item.id, name: item.name }, button));
+    return button;
+  };
   const contentColumns = [
     {
       label: "Name",
@@ -187,6 +246,7 @@ export async function render(container, context) {
     { label: "Type", cell: (item) => (item.part_type === "FOLDER" ? "Folder" : `Document · ${item.document_type}`) },
     { label: "Updated", cell: (item) => time(item.updated_at) },
   ];
+  const actionsColumn = { label: "Actions", cell: deleteCell };
 
   async function loadContents() {
     let page;
@@ -199,7 +259,9 @@ export async function render(container, context) {
     }
     if (!context.isCurrent()) return;
     mount(contentsArea,
-      table("Folder contents", contentColumns, page.items, folder.can_write === false ? "This folder is empty."
+      // Only those who may delete something here see the column.
+      table("Folder contents", page.items.some((item) => item.can_write) ? [...contentColumns, actionsColumn]
+        : contentColumns, page.items, folder.can_write === false ? "This folder is empty."
         : "This folder is empty: create a folder or upload files."),
       page.total > page.limit ? pager(page, (offset) => {
         state.offset = offset;
@@ -239,7 +301,7 @@ export async function render(container, context) {
   });
 
   // Uploads ---------------------------------------------------------------------------------------------------
-  const uploads = []; // {file, row, workflowId, ingestion}
+  const uploads = []; // {file, destination, uploaded, view, workflowId, ingestion}
   const uploadList = h("ul", { class: "upload-list", "aria-label": "Uploads" });
   const fileInput = h("input", { id: "upload-files", type: "file", multiple: true, class: "drop-input" });
   const dropZone = h("div", { class: "drop-zone", id: "drop-zone" },
@@ -272,17 +334,16 @@ export async function render(container, context) {
     const { view } = entry;
     mount(view.status, statusBadge("uploading"));
     try {
-      const created = await uploadFile(entry.file, folder.path_part_id, (fraction) => {
+      const created = await uploadFile(entry.file, entry.destination, (fraction) => {
         const value = Math.round(fraction * 100);
         view.progress.value = value;
         mount(view.percent, `${value}%`);
       });
       entry.workflowId = created.workflow_id;
-      entry.documentId = created.document_id;
       mount(view.status, statusBadge("pending"));
       // Uploaded: the name now opens the document.
       mount(view.name, h("a", { href: documentHref(created.document_id) }, clipped(entry.file.name, 80)));
-      if (context.isCurrent()) await loadContents();
+      if (context.isCurrent()) await entry.uploaded();
       restartPolling();
     } catch (error) {
       mount(view.status, statusBadge("failed"));
@@ -290,23 +351,19 @@ export async function render(container, context) {
     }
   }
 
-  function startUploads(files) {
-    const entries = [...files].map((file) => ({ file, view: uploadRow(file), workflowId: null, ingestion: null }));
-    if (!entries.length) return;
-    entries.forEach((entry) => { uploads.push(entry); uploadList.appendChild(entry.view.row); });
+  /**
+   * Upload `files` to `destination` (a folder's `{path_part_id}` or a document's `{document_id}`), each with its
+   * progress in `list`; `uploaded()` shows what an upload changed, then its ingestion is followed live.
+   */
+  function startUploads(files, destination, list, uploaded) {
+    const entries = files.map((file) => ({ file, destination, uploaded, view: uploadRow(file), workflowId: null,
+                                           ingestion: null }));
+    entries.forEach((entry) => { uploads.push(entry); list.appendChild(entry.view.row); });
     eachLimited(entries, PARALLEL_UPLOADS, uploadOne);
   }
 
-  fileInput.addEventListener("change", () => { startUploads(fileInput.files); fileInput.value = ""; });
-  const hovering = (on) => dropZone.classList.toggle("drag-over", on);
-  dropZone.addEventListener("dragenter", (event) => { event.preventDefault(); hovering(true); });
-  dropZone.addEventListener("dragover", (event) => { event.preventDefault(); hovering(true); });
-  dropZone.addEventListener("dragleave", () => hovering(false));
-  dropZone.addEventListener("drop", (event) => {
-    event.preventDefault();
-    hovering(false);
-    startUploads(event.dataTransfer ? event.dataTransfer.files : []);
-  });
+  acceptFiles(dropZone, fileInput,
+    (files) => startUploads(files, { path_part_id: folder.path_part_id }, uploadList, loadContents));
 
   async function refreshUploads() {
     const watched = uploads.filter((u) => u.workflowId && (!u.ingestion || OPEN_INGESTION.has(u.ingestion.status)));
@@ -321,8 +378,27 @@ export async function render(container, context) {
 
   // Document panel --------------------------------------------------------------------------------------------
   let documentVersions = [];
+  let activeVersionId = null;
   let versionsSignature = null;
   const versionsArea = h("div", {});
+  const documentConfirm = h("div", { class: "confirm-area" });
+  // Built once: reloading the panel after an upload keeps its progress and ingestion in view.
+  const versionInput = h("input", { id: "upload-version", type: "file", class: "drop-input" });
+  const versionUploads = h("ul", { class: "upload-list", "aria-label": "Version uploads" });
+  const versionZone = h("div", { class: "drop-zone version-drop-zone" },
+    h("label", { for: "upload-version" }, "Upload a new version"),
+    h("p", { class: "muted" }, "Drop a file here, or choose it with this control: it becomes the active version "
+      + "and is ingested; the earlier versions stay listed."),
+    versionInput, versionUploads);
+  if (documentId) {
+    acceptFiles(versionZone, versionInput, (files) => {
+      // A version is one file: of several dropped, the first.
+      if (files.length > 1) notify(`A new version is one file: uploading “${files[0].name}” only.`);
+      startUploads(files.slice(0, 1), { document_id: documentId }, versionUploads,
+        () => Promise.all([loadDocument(), loadContents()]));
+    });
+  }
+
   async function loadDocument() {
     let documentBody;
     try {
@@ -335,11 +411,17 @@ export async function render(container, context) {
       return;
     }
     documentVersions = (await get("/v1/document_versions", { document_id: documentId, limit: 100 })).items.reverse();
+    activeVersionId = documentBody.active_version_id;
     const download = documentBody.active_version.asset_s3_url;
+    const deleteButton = h("button", { type: "button", class: "danger" }, "Delete document");
+    deleteButton.addEventListener("click", () => askToDelete(documentConfirm,
+      { kind: "document", id: documentBody.id, name: documentBody.name }, deleteButton));
     mount(documentArea,
       h("div", { class: "panel-head" },
         h("h2", { id: "document-title" }, clipped(documentBody.name, 120)),
-        h("a", { href: `${folderHref(folder.id, rootId)}`, class: "close-link" }, "Close document")),
+        h("div", { class: "panel-actions" }, documentBody.can_write ? deleteButton : null,
+          h("a", { href: `${folderHref(folder.id, rootId)}`, class: "close-link" }, "Close document"))),
+      documentConfirm,
       facts([
         ["Path", clipped(documentBody.materialized_path, 200)],
         ["Type", `${documentBody.document_type} · ${documentBody.document_origin}`],
@@ -349,7 +431,9 @@ export async function render(container, context) {
           "Download the active version") : h("span", { class: "muted" }, "No file stored")],
       ]),
       h("h3", {}, "Versions"),
-      versionsArea);
+      versionsArea,
+      documentBody.can_write ? versionZone : null);
+    versionsSignature = null; // the versions or the active one may have changed
     await refreshVersions();
   }
 
@@ -361,7 +445,8 @@ export async function render(container, context) {
     versionsSignature = signature;
     if (changed && context.isCurrent()) {
       mount(versionsArea, table("Versions", [
-        { label: "Version", cell: (v) => `v${v.version}` },
+        { label: "Version", class: "version", cell: (v) => (v.id === activeVersionId
+          ? [`v${v.version} `, h("span", { class: "badge active-version" }, "active")] : `v${v.version}`) },
         { label: "Uploaded", cell: (v) => time(v.created_at) },
         { label: "File", cell: (v) => (v.asset_s3_url ? h("a", { href: v.asset_s3_url, target: "_blank",
                                                             rel: "noopener noreferrer" }, `Download v${v.version}`)
@@ -370,6 +455,44 @@ export async function render(container, context) {
       ], documentVersions, "No versions."));
     }
     return { changed, active: details.some((d) => d && OPEN_INGESTION.has(d.status)) };
+  }
+
+  // Deletes ---------------------------------------------------------------------------------------------------
+  const folderConfirm = h("div", { class: "confirm-area" });
+  const confirmAreas = [folderConfirm, contentsConfirm, documentConfirm];
+  const parentHref = ancestors.length ? folderHref(ancestors[ancestors.length - 1].id, rootId) : "#/documents";
+
+  /** Confirm, then delete `{kind: "folder"|"document", id, name}`; the page then shows what is left. */
+  function askToDelete(area, { kind, id, name }, opener) {
+    confirmAreas.forEach((other) => mount(other)); // one question at a time
+    const question = kind === "folder" ? ["Delete the folder “", userText(name), "” and everything in it?"]
+      : ["Delete the document “", userText(name), "” with all its versions and their ingestions?"];
+    confirmInPage(area, {
+      question,
+      confirmLabel: `Delete ${kind}`,
+      opener,
+      remove: async () => {
+        await api("DELETE", `/v1/${kind === "folder" ? "folders" : "documents"}/${encodeURIComponent(id)}`);
+        notify(`${kind === "folder" ? "Folder" : "Document"} “${name}” deleted.`);
+        if (kind === "folder" && id === folder.id) {
+          window.location.hash = parentHref;
+        } else if (kind === "document" && id === documentId) {
+          window.location.hash = folderHref(folder.id, rootId); // closes its panel
+        } else {
+          mount(area);
+          await loadContents();
+          contentsTitle.focus();
+          restartPolling(); // its ingestions are gone too
+        }
+      },
+    });
+  }
+
+  const deleteFolderButton = folder.can_write && folder.parent_path_part_id
+    ? h("button", { type: "button", class: "danger" }, "Delete this folder") : null;
+  if (deleteFolderButton) {
+    deleteFolderButton.addEventListener("click", () => askToDelete(folderConfirm,
+      { kind: "folder", id: folder.id, name: folder.name }, deleteFolderButton));
   }
 
   // Tenant ingestions -----------------------------------------------------------------------------------------
@@ -426,8 +549,9 @@ export async function render(container, context) {
   context.onLeave(() => stop && stop());
 
   mount(container,
-    heading("Documents"),
+    heading("Documents", deleteFolderButton),
     breadcrumbs(folder, ancestors, rootId),
+    folderConfirm,
     documentArea,
     actionStatus,
     folder.can_write === false
@@ -437,8 +561,7 @@ export async function render(container, context) {
           h("h2", { id: "upload-title" }, "Upload to ", userText(folder.materialized_path)), dropZone, uploadList),
         h("section", { class: "card", "aria-labelledby": "new-folder-title" },
           h("h2", { id: "new-folder-title" }, "New folder"), folderForm)),
-    h("section", { "aria-labelledby": "contents-title" },
-      h("h2", { id: "contents-title" }, "Contents of ", userText(folder.materialized_path)), contentsArea),
+    h("section", { "aria-labelledby": "contents-title" }, contentsTitle, contentsConfirm, contentsArea),
     h("section", { "aria-labelledby": "ingestions-title" },
       h("h2", { id: "ingestions-title" }, "Ingestions"),
       h("p", { class: "muted" }, context.isAdmin ? "Every document version's ingestion in this tenant, newest first."

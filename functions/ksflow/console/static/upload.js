@@ -39,14 +39,14 @@ function putPart(url, blob, onProgress) {
 }
 
 /**
- * Upload `file` as a new document in the folder whose path part id is `folderPathPartId`.
- * `onProgress(fraction)` follows the bytes sent (0 to 1). Resolves to the API's
+ * Upload `file` to `destination`: `{path_part_id}` of a folder makes a new document there, `{document_id}` a
+ * new version of that document. `onProgress(fraction)` follows the bytes sent (0 to 1). Resolves to the API's
  * `{workflow_id, document_id, document_version_id}`; rejects with an Error (an ApiError for the API's
  * refusals: 404, 409, 410, 422) whose message says why.
  */
-export async function uploadFile(file, folderPathPartId, onProgress) {
+export async function uploadFile(file, destination, onProgress) {
   const upload = await post("/v1/documents/uploads", {
-    name: file.name, path_part_id: folderPathPartId, size_bytes: file.size, content_type: file.type || undefined,
+    ...destination, name: file.name, size_bytes: file.size, content_type: file.type || undefined,
   });
   const sent = new Map();
   const report = () => onProgress([...sent.values()].reduce((a, b) => a + b, 0) / file.size);
