@@ -393,7 +393,7 @@ export async function render(container, context) {
   if (documentId) {
     acceptFiles(versionZone, versionInput, (files) => {
       // A version is one file: of several dropped, the first.
-      if (files.length > 1) notify(`A new version is one file: uploading “${files[0].name}” only.`);
+      if (files.length > 1) notify(["A new version is one file: uploading “", userText(files[0].name), "” only."]);
       startUploads(files.slice(0, 1), { document_id: documentId }, versionUploads,
         () => Promise.all([loadDocument(), loadContents()]));
     });
@@ -473,7 +473,7 @@ export async function render(container, context) {
       opener,
       remove: async () => {
         await api("DELETE", `/v1/${kind === "folder" ? "folders" : "documents"}/${encodeURIComponent(id)}`);
-        notify(`${kind === "folder" ? "Folder" : "Document"} “${name}” deleted.`);
+        notify([kind === "folder" ? "Folder “" : "Document “", userText(name), "” deleted."]);
         if (kind === "folder" && id === folder.id) {
           window.location.hash = parentHref;
         } else if (kind === "document" && id === documentId) {
