@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -41,6 +40,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from tests.conftest import wait_for
 from tests.e2e.conftest import LocalStack
 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / ".screenshots" / "console"
@@ -105,13 +105,10 @@ class Api:
         return self.call("POST", path, body if body is not None else {})
 
     def wait_for(self, condition: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what}")
+        try:
+            return wait_for(condition, timeout=timeout, interval=0.2)
+        except AssertionError:
+            raise AssertionError(f"timed out waiting for {what}") from None
 
 
 @pytest.fixture
