@@ -55,8 +55,8 @@ def security_headers() -> dict[str, str]:
 @cache
 def _files() -> dict[str, tuple[bytes, str]]:
     """Every file the console serves, by name, with its ETag; nothing outside the static folder."""
-    return {path.name: (path.read_bytes(), f'"{hashlib.sha256(path.read_bytes()).hexdigest()[:32]}"')
-            for path in STATIC_DIR.iterdir() if path.suffix in CONTENT_TYPES}
+    contents = {path.name: path.read_bytes() for path in STATIC_DIR.iterdir() if path.suffix in CONTENT_TYPES}
+    return {name: (body, f'"{hashlib.sha256(body).hexdigest()[:32]}"') for name, body in contents.items()}
 
 
 def _serve(name: str) -> Response:

@@ -157,8 +157,7 @@ def list_runs(client: api.Client, args: argparse.Namespace) -> str:
     rows = [[run["id"], run["run_snapshot"]["workflow_name"], run["status"], run["attempt"], _progress(run),
              _time(run["created_at"]), _duration(run["started_at"], run["completed_at"]), run["error"]]
             for run in page["items"]]
-    shown = f"{len(rows)} of {page['total']} runs" + (f", from offset {page['offset']}" if page["offset"] else "")
-    return (table(columns, rows, _terminal_width()) if rows else "No runs match.") + "\n" + shown
+    return (table(columns, rows, _terminal_width()) if rows else "No runs match.") + "\n" + _shown(page, "runs")
 
 
 def get_run(client: api.Client, args: argparse.Namespace) -> str:
@@ -201,8 +200,7 @@ def list_events(client: api.Client, args: argparse.Namespace) -> str:
         return safe_json(page)
     columns = [Column("TIME"), Column("ATTEMPT"), Column("TYPE"), Column("DETAIL", DETAIL_WIDTH)]
     rows = [[_time(event["at"]), event["attempt"], event["type"], event_detail(event)] for event in page["items"]]
-    shown = f"{len(rows)} of {page['total']} events" + (f", from offset {page['offset']}" if page["offset"] else "")
-    return (table(columns, rows, _terminal_width()) if rows else "No events.") + "\n" + shown
+    return (table(columns, rows, _terminal_width()) if rows else "No events.") + "\n" + _shown(page, "events")
 
 
 def event_detail(event: dict[str, Any]) -> str:
@@ -234,13 +232,9 @@ def _with_rest(text: str, rest: dict[str, Any]) -> str:
     return f"{text} {extra}".strip() if extra else text
 
 
-def stop_run(client: api.Client, args: argparse.Namespace) -> str:
-    run = client.post(f"/v1/workflow-runs/{args.run_id}/stop")
-    return safe_json(run) if args.json else status_line(run)
-
-
-def retry_run(client: api.Client, args: argparse.Namespace) -> str:
-    run = client.post(f"/v1/workflow-runs/{args.run_id}/retry")
+def run_action(client: api.Client, args: argparse.Namespace) -> str:
+    """`stop` or `retry`, as named on the command line: both answer the run as it now is."""
+    run = client.post(f"/v1/workflow-runs/{args.run_id}/{args.action}")
     return safe_json(run) if args.json else status_line(run)
 
 
@@ -250,7 +244,13 @@ def status_line(run: dict[str, Any]) -> str:
 
 
 COMMANDS: dict[str, Callable[[api.Client, argparse.Namespace], str]] = {
-    "list": list_runs, "get": get_run, "events": list_events, "stop": stop_run, "retry": retry_run}
+    "list": list_runs, "get": get_run, "events": list_events, "stop": run_action, "retry": run_action}
+
+
+def _shown(page: dict[str, Any], noun: str) -> str:
+    """Which part of a `{items, total, offset}` page is on screen."""
+    shown = f"{len(page['items'])} of {page['total']} {noun}"
+    return shown + (f", from offset {page['offset']}" if page["offset"] else "")
 
 
 def _time(value: str | None) -> str:

@@ -131,7 +131,8 @@ def test_a_double_clicked_invoke_makes_one_run_and_opens_it(
     # While its run is open the definition cannot be deleted: the page says why and keeps it.
     page = console.open(f"#/definitions/{definition['id']}")
     page.get_by_role("button", name="Delete").click()
-    page.get_by_role("group", name="Confirm delete").get_by_role("button", name="Delete definition").click()
+    page.get_by_role("group", name="Delete Invoke me and all of its runs?").get_by_role(
+        "button", name="Delete definition").click()
     expect(page.get_by_role("alert")).to_contain_text("run")
     owner_api.wait_for(lambda: owner_api.get(f"/v1/workflow-runs/{run['id']}")["status"] == "COMPLETED",
                        "the run to complete")

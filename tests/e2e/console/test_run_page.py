@@ -39,6 +39,15 @@ def wait_for_status(owner_api: Api, run_id: str, status: str) -> dict[str, Any]:
                                    and run, f"run {run_id} {status}"))
 
 
+def slow_run(owner_api: Api, start_runner: Callable[..., str], make_definition: Callable[..., dict[str, Any]],
+             name: str) -> dict[str, Any]:
+    """A run its runner accepts and keeps for 30 s, seen RUNNING."""
+    definition = make_definition(start_runner(WEBHOOK_SECRET, "--delay", "30"), name=name)
+    run = dict(owner_api.post(f"/v1/workflow-definitions/{definition['id']}/invoke"))
+    wait_for_status(owner_api, run["id"], "RUNNING")
+    return run
+
+
 def test_progress_moves_then_the_timeline_and_snapshot_tell_what_happened(
         console: Console, owner_api: Api, local_stack: LocalStack, start_runner: Callable[..., str],
         make_definition: Callable[..., dict[str, Any]], knowledge: dict[str, dict[str, Any]]) -> None:
@@ -73,9 +82,7 @@ def test_progress_moves_then_the_timeline_and_snapshot_tell_what_happened(
 def test_stop_from_the_page_then_a_double_clicked_retry_starts_one_attempt(
         console: Console, owner_api: Api, local_stack: LocalStack, start_runner: Callable[..., str],
         make_definition: Callable[..., dict[str, Any]]) -> None:
-    definition = make_definition(start_runner(WEBHOOK_SECRET, "--delay", "30"), name="Slow definition")
-    run = owner_api.post(f"/v1/workflow-definitions/{definition['id']}/invoke")
-    wait_for_status(owner_api, run["id"], "RUNNING")
+    run = slow_run(owner_api, start_runner, make_definition, "Slow definition")
     console.sign_in(local_stack.credentials["api_key"])
     page = console.open(f"#/runs/{run['id']}")
 
@@ -132,9 +139,7 @@ def test_only_those_who_may_see_a_run_find_it(
 def test_a_hostile_error_shows_as_text(
         console: Console, owner_api: Api, local_stack: LocalStack, start_runner: Callable[..., str],
         make_definition: Callable[..., dict[str, Any]]) -> None:
-    definition = make_definition(start_runner(WEBHOOK_SECRET, "--delay", "30"), name="Hostile definition")
-    run = owner_api.post(f"/v1/workflow-definitions/{definition['id']}/invoke")
-    wait_for_status(owner_api, run["id"], "RUNNING")
+    run = slow_run(owner_api, start_runner, make_definition, "Hostile definition")
     owner_api.post(f"/v1/workflow-runs/{run['id']}/callback", {"status": "FAILED", "error": HOSTILE})
 
     console.sign_in(local_stack.credentials["api_key"])

@@ -9,17 +9,12 @@
 // unit is about one pixel, text keeps its size and tick labels thin out to fit instead of shrinking.
 
 import { h, s } from "/console/dom.js";
+import { cut } from "/console/ui.js";
 
 const FONT_PX = 12;
 const CHAR_PX = 7; // a generous average width of a 12 px character, to space labels so they never overlap
 const count = new Intl.NumberFormat();
 let clipPaths = 0; // ids of the clip paths that keep bar labels inside their chart
-
-/** Text clipped to `max` characters (the whole text goes in the tooltip). */
-function clip(text, max) {
-  const points = [...String(text)]; // whole code points: never half an emoji
-  return points.length > max ? `${points.slice(0, Math.max(1, max - 1)).join("")}…` : points.join("");
-}
 
 /** About how many pixels a label takes. */
 function textWidth(text) {
@@ -123,7 +118,7 @@ export function barChart({ width, rows, summary, axisFormat = null }) {
   const axisHeight = axisFormat ? 24 : 0;
   const height = rows.length * rowHeight + axisHeight;
   const maxLabel = Math.floor(width / CHAR_PX);
-  // Wide characters (W, 𝔘, emoji) outgrow the average `clip` counts on: the chart's edge cuts them off.
+  // Wide characters (W, 𝔘, emoji) outgrow the average `cut` counts on: the chart's edge cuts them off.
   const clipId = `bar-labels-${++clipPaths}`;
 
   const axis = ticks.map((t) => s("g", { class: "tick" },
@@ -135,7 +130,7 @@ export function barChart({ width, rows, summary, axisFormat = null }) {
     return s("g", { class: "bar-row" },
       // A tooltip is plain text: Unicode's isolate marks keep a right-to-left name from reordering the value.
       s("title", {}, `\u2068${row.label}\u2069: ${row.valueText}`),
-      s("text", { class: "bar-label", x: 1, y: y + 14, "clip-path": `url(#${clipId})` }, clip(row.label, maxLabel)),
+      s("text", { class: "bar-label", x: 1, y: y + 14, "clip-path": `url(#${clipId})` }, cut(row.label, maxLabel)),
       s("rect", { class: ["bar", row.className], x: 1, y: y + 20, width: Math.max(2, end - 1), height: barHeight }),
       s("text", { class: "bar-value", x: Math.max(2, end) + 6, y: y + 20 + barHeight - 4 }, row.valueText));
   });

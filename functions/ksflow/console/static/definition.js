@@ -6,7 +6,7 @@ import { ApiError, api, get, post } from "/console/api.js";
 import { cadenceName, renderDefinitionForm } from "/console/definition-form.js";
 import { h, mount } from "/console/dom.js";
 import { liveRunsTable, runColumns } from "/console/runs.js";
-import { actionButton, duration, errorBox, facts, heading, notify, time, userText } from "/console/ui.js";
+import { actionButton, confirmInPage, duration, errorBox, facts, heading, notify, time, userText } from "/console/ui.js";
 
 const RUNS_PAGE = 10;
 
@@ -67,26 +67,16 @@ function retryPolicy(policy) {
 function deleteControl(definition) {
   const area = h("div", { class: "confirm-area" });
   const ask = h("button", { type: "button", class: "danger", "aria-expanded": "false" }, "Delete");
-  ask.addEventListener("click", () => {
-    ask.setAttribute("aria-expanded", "true");
-    const cancel = h("button", { type: "button" }, "Keep it");
-    const confirmBox = h("div", { class: "confirm card", role: "group", "aria-label": "Confirm delete" },
-      h("p", {}, "Delete ", h("strong", {}, userText(definition.name)), " and all of its runs? This cannot be undone."),
-      h("div", { class: "actions" },
-        actionButton("Delete definition", async () => {
-          try {
-            await api("DELETE", `/v1/workflow-definitions/${encodeURIComponent(definition.id)}`);
-            notify(["Deleted ", userText(definition.name)]);
-            window.location.hash = "#/definitions";
-          } catch (error) {
-            mount(area, errorBox(error));
-          }
-        }, { class: "danger" }),
-        cancel));
-    cancel.addEventListener("click", () => { mount(area); ask.setAttribute("aria-expanded", "false"); ask.focus(); });
-    mount(area, confirmBox);
-    cancel.focus();
-  });
+  ask.addEventListener("click", () => confirmInPage(area, {
+    question: ["Delete ", h("strong", {}, userText(definition.name)), " and all of its runs?"],
+    confirmLabel: "Delete definition",
+    opener: ask,
+    remove: async () => {
+      await api("DELETE", `/v1/workflow-definitions/${encodeURIComponent(definition.id)}`);
+      notify(["Deleted ", userText(definition.name)]);
+      window.location.hash = "#/definitions";
+    },
+  }));
   return { button: ask, area };
 }
 

@@ -8,8 +8,8 @@ import { api, get, post, reportUnexpected } from "/console/api.js";
 import { h, mount } from "/console/dom.js";
 import { poll } from "/console/poll.js";
 import {
-  actionButton, clipped, errorBox, facts, heading, notify, pager, replaceQuery, shortId, statusBadge, table, time,
-  userText,
+  actionButton, clipped, confirmInPage, errorBox, facts, heading, notify, pager, replaceQuery, shortId, statusBadge,
+  table, time, userText,
 } from "/console/ui.js";
 import { eachLimited, uploadFile } from "/console/upload.js";
 
@@ -28,38 +28,6 @@ const folderHref = (folderId, rootId) => (folderId === rootId ? "#/documents"
 const unlessHidden = (error) => { if (error.status === 404) return null; throw error; };
 /** An id from the address that is no id at all (422) is as missing as one that names nothing. */
 const unlessMissing = (error) => { if (error.status === 422) return null; return unlessHidden(error); };
-
-let confirmations = 0;
-
-/**
- * Ask in the page, not with `confirm()`: `question` in `area` with a danger button that runs `remove()` (the API's
- * refusal shows in the box) and "Keep it" (or Escape), which closes the box and gives the focus back to `opener`.
- */
-function confirmInPage(area, { question, confirmLabel, remove, opener }) {
-  const questionId = `confirm-question-${++confirmations}`;
-  const problem = h("div", {});
-  const close = () => {
-    mount(area);
-    if (opener && opener.isConnected) opener.focus();
-  };
-  const keep = h("button", { type: "button", onclick: close }, "Keep it");
-  const box = h("div", { class: "confirm-box", role: "group", "aria-labelledby": questionId },
-    h("p", { id: questionId }, question, " This cannot be undone."),
-    h("div", { class: "confirm-actions" },
-      actionButton(confirmLabel, async () => {
-        mount(problem);
-        try {
-          await remove();
-        } catch (error) {
-          mount(problem, errorBox(error));
-        }
-      }, { class: "danger" }),
-      keep),
-    problem);
-  box.addEventListener("keydown", (event) => { if (event.key === "Escape") close(); });
-  mount(area, box);
-  keep.focus();
-}
 
 /** Files dropped on `zone` or chosen with its `input` go to `onFiles`. */
 function acceptFiles(zone, input, onFiles) {

@@ -4,13 +4,12 @@
 import { ApiError, get, post } from "/console/api.js";
 import { h, mount } from "/console/dom.js";
 import { poll } from "/console/poll.js";
-import { runDuration } from "/console/runs.js";
+import { OPEN, runDuration } from "/console/runs.js";
 import {
   actionButton, clipped, duration, errorBox, facts, heading, notify, secondsBetween, shortId, statusBadge, table, time,
   userText,
 } from "/console/ui.js";
 
-const OPEN = new Set(["PENDING", "RUNNING"]);
 const EVENTS_PAGE = 100;
 const FAILURE_REASONS = {
   callback: "the runner reported a failure",

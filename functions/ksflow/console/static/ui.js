@@ -50,13 +50,18 @@ export function userText(text, props = {}) {
   return h("bdi", { class: "user-text", ...props }, String(text));
 }
 
+/** `text` cut to `max` characters, ending in an ellipsis when cut. */
+export function cut(text, max) {
+  // Whole code points: a cut through an emoji's surrogate pair would leave half a character.
+  const points = [...String(text)];
+  return points.length > max ? `${points.slice(0, Math.max(1, max - 1)).join("")}…` : points.join("");
+}
+
 /** Text cut to `max` characters; the whole text stays available as the tooltip. */
 export function clipped(text, max = 80) {
   if (text === null || text === undefined || text === "") return h("span", { class: "muted" }, "—");
   const value = String(text);
-  // Whole code points: a cut through an emoji's surrogate pair would leave half a character.
-  const points = [...value];
-  return userText(points.length > max ? `${points.slice(0, max - 1).join("")}…` : value, { title: value });
+  return userText(cut(value, max), { title: value });
 }
 
 /**
@@ -140,4 +145,39 @@ export function replaceQuery(query) {
   const path = window.location.hash.replace(/^#/, "").split("?", 1)[0];
   const search = new URLSearchParams(query).toString();
   window.history.replaceState(null, "", `#${path}${search ? `?${search}` : ""}`);
+}
+
+let confirmations = 0;
+
+/**
+ * Ask in the page, not with `confirm()`: `question` in `area` with a danger button that runs `remove()` (the API's
+ * refusal shows in the box) and "Keep it" (or Escape), which closes the box and gives the focus back to `opener`
+ * (and tells its `aria-expanded`, where it has one).
+ */
+export function confirmInPage(area, { question, confirmLabel, remove, opener }) {
+  const questionId = `confirm-question-${++confirmations}`;
+  const problem = h("div", {});
+  const close = () => {
+    mount(area);
+    if (opener && opener.hasAttribute("aria-expanded")) opener.setAttribute("aria-expanded", "false");
+    if (opener && opener.isConnected) opener.focus();
+  };
+  const keep = h("button", { type: "button", onclick: close }, "Keep it");
+  const box = h("div", { class: "confirm-box", role: "group", "aria-labelledby": questionId },
+    h("p", { id: questionId }, question, " This cannot be undone."),
+    h("div", { class: "confirm-actions" },
+      actionButton(confirmLabel, async () => {
+        mount(problem);
+        try {
+          await remove();
+        } catch (error) {
+          mount(problem, errorBox(error));
+        }
+      }, { class: "danger" }),
+      keep),
+    problem);
+  box.addEventListener("keydown", (event) => { if (event.key === "Escape") close(); });
+  mount(area, box);
+  if (opener && opener.hasAttribute("aria-expanded")) opener.setAttribute("aria-expanded", "true");
+  keep.focus();
 }
